@@ -1,0 +1,44 @@
+# berth: `make quickstart` and `make test` install what is missing, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := busybox-static debootstrap iptables
+
+.PHONY: quickstart test test-unit test-root lint deps system-deps venv bench clean
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,net,remote]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+deps: system-deps venv
+
+quickstart: deps
+	$(BIN)/python -m sdk.quickstart
+
+test: deps lint
+	$(BIN)/python -m pytest -q tests
+
+test-unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: venv
+	$(BIN)/ruff check sdk tests bench
+
+bench: deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+from sdk.errors import *  # noqa
