@@ -1,0 +1,315 @@
+"""Container records: create, resolve by name or ID prefix, rename, remove.
+
+A record is Docker's inspect document (Config, HostConfig, State, Mounts, ...) plus a
+private ``_berth`` section (rootfs layout, monitor pid).  Records never start
+processes: that is ``tasks/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sdk._internal.names import generate_name, new_id, validate_name
+from sdk.containers.options import build_configs, parse_mount_spec, parse_volume_spec
+from sdk.errors import Conflict, ContainerNotFound, InvalidArgument
+from sdk.images.service import ImageService, now_rfc3339
+from sdk.runtime.spec import Rootfs
+from sdk.snapshots.layers import LayerStore
+from sdk.store.db import Database, dumps, loads
+from sdk.volumes.service import VolumeService
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+HEX = frozenset("0123456789abcdef")
+
+
+def initial_state() -> dict[str, Any]:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+def public(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The inspect document without berth's private section."""
+    return {k: v for k, v in doc.items() if k != "_berth"}
+
+
+class ContainerService:
+    def __init__(self, db: Database, root: Path, images: ImageService, layers: LayerStore,
+                 volumes: VolumeService, driver: str, log_opts: Mapping[str, str]) -> None:
+        self.db = db
+        self.root = root / "containers"
+        self.images = images
+        self.layers = layers
+        self.volumes = volumes
+        self.driver = driver
+        self.log_opts = dict(log_opts)
+
+    def dir(self, cid: str) -> Path:
+        return self.root / cid
+
+    # ---- lookup -------------------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        if not ref:
+            raise InvalidArgument("container name or ID must not be empty")
+        name = ref[1:] if ref.startswith("/") else ref
+        row = self.db.one("SELECT id FROM containers WHERE id=? OR name=?", (ref, name))
+        if row is not None:
+            return str(row["id"])
+        if set(ref) <= HEX:
+            rows = self.db.query("SELECT id FROM containers WHERE id LIKE ?", (ref + "%",))
+            if len(rows) == 1:
+                return str(rows[0]["id"])
+            if len(rows) > 1:
+                raise Conflict(f"multiple containers found with provided prefix: {ref}")
+        raise ContainerNotFound(f"No such container: {ref}")
+
+    def get(self, ref: str) -> dict[str, Any]:
+        cid = self.resolve(ref)
+        row = self.db.one("SELECT doc FROM containers WHERE id=?", (cid,))
+        if row is None:
+            raise ContainerNotFound(f"No such container: {ref}")
+        return loads(row["doc"])
+
+    def load(self, cid: str) -> dict[str, Any] | None:
+        row = self.db.one("SELECT doc FROM containers WHERE id=?", (cid,))
+        return loads(row["doc"]) if row else None
+
+    def all(self) -> list[dict[str, Any]]:
+        return [loads(r["doc"]) for r in self.db.query(
+            "SELECT doc FROM containers ORDER BY created DESC, rowid DESC")]
+
+    def names_using_image(self, image_id: str) -> list[str]:
+        return [r["id"][:12] for r in self.db.query(
+            "SELECT id FROM containers WHERE image_id=?", (image_id,))]
+
+    # ---- changing -----------------------------------------------------------------
+    def save(self, doc: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE containers SET doc=?, status=?, name=? WHERE id=?",
+                         (dumps(doc), doc["State"]["Status"], doc["Name"][1:], doc["Id"]))
+
+    def modify(self, cid: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Read-modify-write one record inside a write transaction."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT doc FROM containers WHERE id=?", (cid,)).fetchone()
+            if row is None:
+                raise ContainerNotFound(f"No such container: {cid}")
+            doc = loads(row["doc"])
+            change(doc)
+            conn.execute("UPDATE containers SET doc=?, status=?, name=? WHERE id=?",
+                         (dumps(doc), doc["State"]["Status"], doc["Name"][1:], cid))
+        return doc
+
+    def create(self, image: str, command: Any = None, **kwargs: Any) -> dict[str, Any]:
+        image_id = self.images.resolve(image)
+        image_cfg = self.images.config(image_id).get("config") or {}
+        config, host = build_configs(image, image_cfg, command, kwargs)
+        name = kwargs.get("name")
+        if name:
+            validate_name(str(name))
+            name = str(name).lstrip("/")
+        self._check_bind_sources(host)
+        cid = new_id()
+        if not name:
+            name = generate_name(lambda n: self.db.one(
+                "SELECT 1 FROM containers WHERE name=?", (n,)) is not None)
+        volumes_from = self._volumes_from(host.get("VolumesFrom") or [])
+        path = self.dir(cid)
+        created_volumes: list[str] = []
+        try:
+            path.mkdir(parents=True)
+            os.chmod(path, 0o710)
+            top = self.images.top_layer(image_id)
+            rootfs = self.layers.prepare_container(cid, top)
+            mounts, refs = self._resolve_mounts(config, host, volumes_from, created_volumes)
+            entry = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
+            doc: dict[str, Any] = {
+                "Id": cid, "Created": now_rfc3339(), "Path": entry[0], "Args": entry[1:],
+                "State": initial_state(), "Image": image_id,
+                "ResolvConfPath": str(path / "resolv.conf"),
+                "HostnamePath": str(path / "hostname"), "HostsPath": str(path / "hosts"),
+                "LogPath": str(path / f"{cid}-json.log")
+                if host["LogConfig"]["Type"] != "none" else "",
+                "Name": "/" + name, "RestartCount": 0, "Driver": self.driver,
+                "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+                "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host,
+                "GraphDriver": _graph(self.driver, rootfs, self.layers, cid),
+                "Mounts": mounts, "Config": config,
+                "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {},
+                                    "SandboxKey": "", "Networks": {}},
+                "_berth": {"rootfs": _rootfs_dict(rootfs), "image_ref": image,
+                           "monitor": None, "stopped_by_user": False},
+            }
+            with self.db.write() as conn:
+                conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?)",
+                             (cid, name, image_id, time.time(), "created", dumps(doc)))
+                conn.executemany("INSERT OR IGNORE INTO volume_refs VALUES (?,?)",
+                                 [(cid, v) for v in refs])
+        except sqlite3.IntegrityError:
+            self._undo_create(cid, created_volumes)
+            other = self.db.one("SELECT id FROM containers WHERE name=?", (name,))
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by container '
+                f'"{other["id"] if other else "?"}". You have to remove (or rename) that '
+                "container to be able to reuse that name.") from None
+        except BaseException:
+            self._undo_create(cid, created_volumes)
+            raise
+        return doc
+
+    def _undo_create(self, cid: str, volumes: list[str]) -> None:
+        self.layers.remove_container(cid)
+        shutil.rmtree(self.dir(cid), ignore_errors=True)
+        for name in volumes:
+            try:
+                self.volumes.remove(name, force=True)
+            except Exception:   # noqa: BLE001 - best effort rollback
+                pass
+
+    def _check_bind_sources(self, host: Mapping[str, Any]) -> None:
+        for bind in host.get("Binds") or []:
+            spec = parse_volume_spec(bind)
+            if spec["Type"] == "bind" and not os.path.exists(spec["Source"]) \
+                    and spec["ReadOnly"]:
+                raise InvalidArgument(
+                    f"invalid mount config for type \"bind\": bind source path does not "
+                    f"exist: {spec['Source']}")
+        for mount in host.get("Mounts") or []:
+            if mount["Type"] == "bind" and not os.path.exists(mount["Source"]):
+                raise InvalidArgument(
+                    f"invalid mount config for type \"bind\": bind source path does not "
+                    f"exist: {mount['Source']}")
+
+    def _volumes_from(self, refs: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for ref in refs:
+            name, _, mode = ref.partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise InvalidArgument(f"invalid mode for --volumes-from: {ref!r}")
+            other = self.get(name)
+            for m in other.get("Mounts") or []:
+                copy = dict(m)
+                if mode:
+                    copy["RW"] = mode == "rw"
+                out.append(copy)
+        return out
+
+    def _resolve_mounts(self, config: dict[str, Any], host: dict[str, Any],
+                        inherited: list[dict[str, Any]], created: list[str]
+                        ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Docker's Mounts list; creates named volumes on first use and anonymous ones."""
+        by_target: dict[str, dict[str, Any]] = {}
+        for m in inherited:
+            by_target[m["Destination"]] = m
+
+        def volume_mount(name: str, target: str, ro: bool, nocopy: bool,
+                         anonymous: bool) -> dict[str, Any]:
+            if not self.volumes.exists(name):
+                self.volumes.create(name, anonymous=anonymous)
+                created.append(name)
+            return {"Type": "volume", "Name": name, "Source": str(self.volumes.path(name)),
+                    "Destination": target, "Driver": "local", "Mode": "" if not ro else "ro",
+                    "RW": not ro, "Propagation": "", "_nocopy": nocopy}
+
+        for target in (config.get("Volumes") or {}):
+            if target not in by_target:
+                by_target[target] = volume_mount(_anon_name(), target, False, False, True)
+        for bind in host.get("Binds") or []:
+            spec = parse_volume_spec(bind)
+            if spec["Type"] == "bind":
+                src = spec["Source"]
+                if not os.path.exists(src):
+                    os.makedirs(src, exist_ok=True)
+                by_target[spec["Target"]] = {
+                    "Type": "bind", "Source": src, "Destination": spec["Target"],
+                    "Mode": bind.split(":")[2] if bind.count(":") >= 2 else "",
+                    "RW": not spec["ReadOnly"], "Propagation": spec["Propagation"] or
+                    "rprivate"}
+            else:
+                by_target[spec["Target"]] = volume_mount(
+                    spec["Source"], spec["Target"], spec["ReadOnly"], spec["NoCopy"], False)
+        for mount in host.get("Mounts") or []:
+            m = parse_mount_spec(mount)
+            target = m["Target"]
+            if m["Type"] == "volume":
+                by_target[target] = volume_mount(
+                    m["Source"] or _anon_name(), target, m["ReadOnly"],
+                    m.get("VolumeOptions", {}).get("NoCopy", False), not m["Source"])
+            elif m["Type"] == "bind":
+                by_target[target] = {"Type": "bind", "Source": m["Source"],
+                                     "Destination": target, "Mode": "",
+                                     "RW": not m["ReadOnly"],
+                                     "Propagation": m.get("BindOptions", {}).get(
+                                         "Propagation") or "rprivate"}
+            else:
+                by_target[target] = {"Type": "tmpfs", "Source": "", "Destination": target,
+                                     "Mode": "", "RW": not m["ReadOnly"], "Propagation": "",
+                                     "_tmpfs": m.get("TmpfsOptions", {})}
+        for target in (host.get("Tmpfs") or {}):
+            by_target.pop(target, None)
+        mounts = sorted(by_target.values(), key=lambda m: m["Destination"])
+        refs = [m["Name"] for m in mounts if m["Type"] == "volume"]
+        return mounts, refs
+
+    def rename(self, ref: str, new_name: str) -> None:
+        validate_name(new_name)
+        new_name = new_name.lstrip("/")
+        cid = self.resolve(ref)
+        try:
+            def change(doc: dict[str, Any]) -> None:
+                doc["Name"] = "/" + new_name
+
+            self.modify(cid, change)
+        except sqlite3.IntegrityError:
+            raise Conflict(f'Error when allocating new name: Conflict. The container name '
+                           f'"/{new_name}" is already in use') from None
+
+    def delete(self, cid: str, *, remove_volumes: bool = False) -> None:
+        """Drop the record, its storage and (with ``remove_volumes``) anonymous volumes."""
+        doc = self.load(cid)
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM containers WHERE id=?", (cid,))
+        self.layers.remove_container(cid)
+        shutil.rmtree(self.dir(cid), ignore_errors=True)
+        if remove_volumes and doc:
+            for m in doc.get("Mounts") or []:
+                if m.get("Type") == "volume" and self.volumes.is_anonymous(m["Name"]) \
+                        and not self.volumes.users(m["Name"]):
+                    self.volumes.remove(m["Name"], force=True)
+
+
+def _anon_name() -> str:
+    return new_id()
+
+
+def _rootfs_dict(rootfs: Rootfs) -> dict[str, Any]:
+    return {"path": rootfs.path, "lowerdirs": list(rootfs.lowerdirs),
+            "upperdir": rootfs.upperdir, "workdir": rootfs.workdir, "chdir": rootfs.chdir}
+
+
+def rootfs_from(doc: Mapping[str, Any]) -> Rootfs:
+    r = doc["_berth"]["rootfs"]
+    return Rootfs(path=r["path"], lowerdirs=tuple(r["lowerdirs"]), upperdir=r["upperdir"],
+                  workdir=r["workdir"], chdir=r["chdir"],
+                  readonly=bool(doc["HostConfig"].get("ReadonlyRootfs")),
+                  mount_label=doc.get("MountLabel", ""))
+
+
+def _graph(driver: str, rootfs: Rootfs, layers: LayerStore, cid: str) -> dict[str, Any]:
+    if driver == "overlay":
+        lowers = [os.path.join(rootfs.chdir, d) for d in rootfs.lowerdirs]
+        return {"Name": "overlay2", "Data": {
+            "LowerDir": ":".join(lowers), "MergedDir": rootfs.path,
+            "UpperDir": rootfs.upperdir, "WorkDir": rootfs.workdir}}
+    return {"Name": "vfs", "Data": {"Dir": rootfs.path}}
+
+
+def dumps_public(doc: Mapping[str, Any]) -> str:
+    return json.dumps(public(doc), indent=4)

@@ -1,0 +1,316 @@
+"""Image records: import, resolve, tag, inspect, list, remove.
+
+An image is a config blob in the content store plus a chain of unpacked layers in the
+layer store; the database holds the tags and which layers each image uses, so a layer
+shared by many images is unpacked and stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sdk._internal.reference import parse_reference
+from sdk.content.store import ContentStore
+from sdk.errors import Conflict, ImageNotFound, InvalidArgument
+from sdk.images.changes import apply_changes
+from sdk.snapshots.layers import LayerStore
+from sdk.store.db import Database
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+HEX = frozenset("0123456789abcdef")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRecord:
+    chain_id: str
+    diff_id: str
+    blob_digest: str
+    media_type: str
+    blob_size: int
+    size: int
+
+
+def normalize_tag(ref: str) -> str:
+    """Full name with tag, e.g. ``docker.io/library/busybox:latest``."""
+    parsed = parse_reference(ref)
+    if parsed.digest and not parsed.tag:
+        raise InvalidArgument(f"refusing to create a tag with a digest reference: {ref}")
+    return f"{parsed.full_name}:{parsed.tag or 'latest'}"
+
+
+def familiar(full: str) -> str:
+    """``docker.io/library/busybox:latest`` -> ``busybox:latest``."""
+    if full.startswith("docker.io/library/") and "/" not in full[18:]:
+        return full[18:]
+    if full.startswith("docker.io/"):
+        return full[10:]
+    return full
+
+
+class ImageService:
+    def __init__(self, db: Database, content: ContentStore, layers: LayerStore,
+                 driver: str) -> None:
+        self.db = db
+        self.content = content
+        self.layers = layers
+        self.driver = driver
+
+    # ---- creating -----------------------------------------------------------------
+    def add_layer(self, stream: IO[bytes], parent: LayerRecord | None) -> LayerRecord:
+        """Store an uncompressed-or-compressed layer tar and unpack it once."""
+        from sdk.diff.apply import open_decompressed
+
+        plain = open_decompressed(stream)
+        with self.content.writer() as writer:
+            while chunk := plain.read(1 << 20):
+                writer.write(chunk)
+            blob_digest, blob_size = writer.commit()
+        diff_id = blob_digest
+        cid = diff_id if parent is None else _chain(parent.chain_id, diff_id)
+        existing = self.db.one("SELECT * FROM layers WHERE chain_id=?", (cid,))
+        if existing and self.layers.exists(cid):
+            return _layer_from_row(existing)
+        with self.content.open(blob_digest) as blob:
+            result = self.layers.create(cid, parent.chain_id if parent else None, blob)
+        if result.diff_id != diff_id:
+            self.layers.remove(cid)
+            raise InvalidArgument(f"layer content changed while unpacking: {result.diff_id}")
+        record = LayerRecord(cid, diff_id, blob_digest, OCI_LAYER_TAR, blob_size,
+                             self.layers.size(cid))
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",
+                         (record.chain_id, record.diff_id,
+                          parent.chain_id if parent else None, record.blob_digest,
+                          record.media_type, record.blob_size, record.size))
+        return record
+
+    def create_image(self, config: dict[str, Any], layers: list[LayerRecord],
+                     tags: Iterable[str] = (), parent: str = "") -> str:
+        """Write the config (and an OCI manifest) and record the image; returns its ID."""
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        config_digest = self.content.put_bytes(config_bytes)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
+                       "size": len(config_bytes)},
+            "layers": [{"mediaType": lr.media_type, "digest": lr.blob_digest,
+                        "size": lr.blob_size} for lr in layers],
+        }
+        manifest_digest = self.content.put_bytes(
+            json.dumps(manifest, separators=(",", ":")).encode())
+        size = sum(lr.size for lr in layers)
+        full_tags = [normalize_tag(t) for t in tags]
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO images VALUES (?,?,?,?,?,?,?)",
+                (config_digest, config.get("created", now_rfc3339()), size,
+                 layers[-1].chain_id if layers else None, parent or None, manifest_digest,
+                 time.time()))
+            conn.execute("DELETE FROM image_layers WHERE image_id=?", (config_digest,))
+            conn.executemany("INSERT INTO image_layers VALUES (?,?,?)",
+                             [(config_digest, i, lr.chain_id) for i, lr in enumerate(layers)])
+            for tag in full_tags:
+                conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (tag, config_digest))
+        return config_digest
+
+    def import_tar(self, stream: IO[bytes], *, tag: str | None = None,
+                   changes: list[str] | None = None, message: str = "",
+                   source: str = "-") -> str:
+        """``docker import``: one layer from a (compressed) tarball plus a fresh config."""
+        if tag:
+            normalize_tag(tag)   # validate before doing any work
+        base_cfg = apply_changes({}, changes or [])
+        layer = self.add_layer(stream, None)
+        created = now_rfc3339()
+        history: dict[str, Any] = {"created": created, "created_by": "", "comment":
+                                   message or f"Imported from {source}"}
+        config = {
+            "architecture": _arch(), "os": "linux", "created": created,
+            "config": base_cfg,
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+            "history": [history],
+        }
+        if message:
+            config["comment"] = message
+        return self.create_image(config, [layer], [tag] if tag else [])
+
+    # ---- reading ------------------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        """Image ID for a name, tag, full ID or unique ID prefix."""
+        if not ref:
+            raise InvalidArgument("image name must not be empty")
+        candidate = ref[7:] if ref.startswith("sha256:") else ref
+        if 1 <= len(candidate) <= 64 and set(candidate) <= HEX:
+            rows = self.db.query("SELECT id FROM images WHERE id LIKE ?",
+                                 (f"sha256:{candidate}%",))
+            if len(rows) == 1:
+                return str(rows[0]["id"])
+            if len(rows) > 1 and len(candidate) < 64:
+                raise Conflict(f"image ID prefix {ref!r} is ambiguous: use more characters")
+        try:
+            full = normalize_tag(ref)
+        except InvalidArgument:
+            if ref.startswith("sha256:"):
+                raise ImageNotFound(f"No such image: {ref}") from None
+            raise
+        row = self.db.one("SELECT image_id FROM tags WHERE name=?", (full,))
+        if row is None:
+            raise ImageNotFound(f"No such image: {ref}")
+        return str(row["image_id"])
+
+    def config(self, image_id: str) -> dict[str, Any]:
+        return json.loads(self.content.read_bytes(image_id))
+
+    def layer_chain(self, image_id: str) -> list[LayerRecord]:
+        rows = self.db.query(
+            "SELECT l.* FROM image_layers il JOIN layers l ON l.chain_id=il.chain_id "
+            "WHERE il.image_id=? ORDER BY il.position", (image_id,))
+        return [_layer_from_row(r) for r in rows]
+
+    def top_layer(self, image_id: str) -> str | None:
+        row = self.db.one("SELECT top_layer FROM images WHERE id=?", (image_id,))
+        if row is None:
+            raise ImageNotFound(f"No such image: {image_id}")
+        return row["top_layer"]
+
+    def tags_of(self, image_id: str) -> list[str]:
+        rows = self.db.query("SELECT name FROM tags WHERE image_id=? ORDER BY name",
+                             (image_id,))
+        return [familiar(r["name"]) for r in rows]
+
+    def exists(self, image_id: str) -> bool:
+        return self.db.one("SELECT 1 FROM images WHERE id=?", (image_id,)) is not None
+
+    def inspect(self, image_id: str) -> dict[str, Any]:
+        row = self.db.one("SELECT * FROM images WHERE id=?", (image_id,))
+        if row is None:
+            raise ImageNotFound(f"No such image: {image_id}")
+        cfg = self.config(image_id)
+        layers = self.layer_chain(image_id)
+        graph: dict[str, Any] = {"Name": self.driver, "Data": {}}
+        if layers and self.driver == "overlay":
+            dirs = [str(d) for d in self.layers.lower_dirs(layers[-1].chain_id)]
+            graph["Data"] = {"UpperDir": dirs[0], "LowerDir": ":".join(dirs[1:])} \
+                if len(dirs) > 1 else {"UpperDir": dirs[0]}
+        return {
+            "Id": image_id,
+            "RepoTags": self.tags_of(image_id),
+            "RepoDigests": [],
+            "Parent": row["parent"] or "",
+            "Comment": cfg.get("comment", ""),
+            "Created": cfg.get("created", row["created"]),
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": cfg.get("config", {}),
+            "Architecture": cfg.get("architecture", _arch()),
+            "Os": cfg.get("os", "linux"),
+            "Size": row["size"],
+            "GraphDriver": graph,
+            "RootFS": {"Type": "layers", "Layers": [lr.diff_id for lr in layers]},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        }
+
+    def list_ids(self) -> list[str]:
+        return [r["id"] for r in self.db.query("SELECT id FROM images ORDER BY added DESC")]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Rows for ``images``: one per image with its tags, newest first."""
+        tags: dict[str, list[str]] = {}
+        for r in self.db.query("SELECT name, image_id FROM tags ORDER BY name"):
+            tags.setdefault(r["image_id"], []).append(familiar(r["name"]))
+        used = {r["image_id"]: r["n"] for r in self.db.query(
+            "SELECT image_id, count(*) AS n FROM containers GROUP BY image_id")}
+        out = []
+        for r in self.db.query("SELECT * FROM images ORDER BY added DESC"):
+            out.append({"Id": r["id"], "RepoTags": tags.get(r["id"], []), "Created":
+                        r["created"], "Size": r["size"], "ParentId": r["parent"] or "",
+                        "Containers": used.get(r["id"], 0), "Added": r["added"]})
+        return out
+
+    # ---- changing -----------------------------------------------------------------
+    def tag(self, ref: str, target: str) -> None:
+        image_id = self.resolve(ref)
+        full = normalize_tag(target)
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (full, image_id))
+
+    def remove(self, ref: str, *, force: bool = False, prune: bool = True,
+               containers_using: Any = None) -> list[dict[str, str]]:
+        """``docker rmi``: untag a name; delete the image when no name is left.
+
+        ``containers_using(image_id)`` returns names of containers that use the image.
+        """
+        image_id = self.resolve(ref)
+        events: list[dict[str, str]] = []
+        by_name = not (ref.startswith("sha256:") or image_id[7:].startswith(ref))
+        tags = [r["name"] for r in self.db.query("SELECT name FROM tags WHERE image_id=?",
+                                                 (image_id,))]
+        users = containers_using(image_id) if containers_using else []
+        if by_name and len(tags) > 1:
+            full = normalize_tag(ref)
+            with self.db.write() as conn:
+                conn.execute("DELETE FROM tags WHERE name=?", (full,))
+            return [{"Untagged": familiar(full)}]
+        if users and not force:
+            raise Conflict(
+                f"conflict: unable to remove repository reference \"{ref}\" (must force) - "
+                f"container {users[0]} is using its referenced image {image_id[7:19]}"
+                if by_name else
+                f"conflict: unable to delete {image_id[7:19]} (must be forced) - image is "
+                f"being used by stopped container {users[0]}")
+        if not by_name and len(tags) > 1 and not force:
+            raise Conflict(f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
+                           "image is referenced in multiple repositories")
+        with self.db.write() as conn:
+            for t in tags:
+                conn.execute("DELETE FROM tags WHERE name=?", (t,))
+                events.append({"Untagged": familiar(t)})
+            if users:
+                return events     # forced: untag only, keep what containers need
+            layers = self.layer_chain(image_id)
+            conn.execute("DELETE FROM images WHERE id=?", (image_id,))
+            events.append({"Deleted": image_id})
+        if prune:
+            self._delete_unused(layers)
+        return events
+
+    def _delete_unused(self, layers: list[LayerRecord]) -> None:
+        for lr in reversed(layers):
+            in_use = self.db.one("SELECT 1 FROM image_layers WHERE chain_id=? LIMIT 1",
+                                 (lr.chain_id,))
+            if in_use:
+                continue
+            with self.db.write() as conn:
+                conn.execute("DELETE FROM layers WHERE chain_id=?", (lr.chain_id,))
+            self.layers.remove(lr.chain_id)
+            if not self.db.one("SELECT 1 FROM layers WHERE blob_digest=?", (lr.blob_digest,)):
+                self.content.delete(lr.blob_digest)
+
+
+def _chain(parent_chain: str, diff_id: str) -> str:
+    return "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
+
+
+def _layer_from_row(row: Any) -> LayerRecord:
+    return LayerRecord(row["chain_id"], row["diff_id"], row["blob_digest"], row["media_type"],
+                       row["blob_size"], row["size"])
+
+
+def _arch() -> str:
+    import platform
+
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)

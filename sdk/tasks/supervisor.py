@@ -1,0 +1,473 @@
+"""The supervisor: keeps one container's init process.
+
+It starts the process, copies its output into the json-file log (and to the caller's
+terminal for foreground runs), records the exit status, applies the restart policy,
+runs health checks and removes ``--rm`` containers.  Foreground ``run`` uses it in the
+CLI process itself; detached containers get a double-forked supervisor that outlives
+the CLI (``spawn_detached``).  The container dies with its supervisor (PDEATHSIG), so
+a killed supervisor can never leave an unsupervised container behind: the next
+command sees the dead supervisor and repairs the record (``TaskService.reconcile``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import selectors
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sdk.errors import SdkError
+from sdk.images.service import now_rfc3339
+from sdk.tasks.procs import exit_code, start_time
+
+if TYPE_CHECKING:
+    from sdk.engine import Engine
+    from sdk.runtime.cgroups import Cgroup
+    from sdk.tasks.logs import JsonFileWriter
+
+
+@dataclass(slots=True)
+class Terminal:
+    """Where a foreground run's streams go (the CLI's own fds)."""
+
+    stdout: int = 1
+    stderr: int = 2
+    stdin: int | None = None      # forwarded to the container when it has OpenStdin
+    proxy_signals: bool = True
+
+
+@dataclass(slots=True)
+class Running:
+    pid: int
+    cgroup: Cgroup
+    fds: dict[int, str] = field(default_factory=dict)   # our read end -> stream name
+    stdin_w: int | None = None
+    pty: int | None = None
+    started_mono: float = 0.0
+
+
+def _log_writer(engine: Engine, doc: dict[str, Any]) -> JsonFileWriter | None:
+    from sdk._internal.units import parse_bytes
+    from sdk.tasks.logs import JsonFileWriter
+
+    log_cfg = doc["HostConfig"].get("LogConfig") or {}
+    if log_cfg.get("Type") == "none" or not doc.get("LogPath"):
+        return None
+    opts = dict(engine.config.log_opts or {})
+    opts.update(log_cfg.get("Config") or {})
+    max_size = parse_bytes(opts["max-size"]) if opts.get("max-size") else 0
+    max_file = int(opts.get("max-file", "1"))
+    compress = str(opts.get("compress", "false")).lower() == "true"
+    return JsonFileWriter(doc["LogPath"], max_size=max_size, max_file=max_file,
+                          compress=compress)
+
+
+class Supervisor:
+    def __init__(self, engine: Engine, cid: str, terminal: Terminal | None = None) -> None:
+        self.engine = engine
+        self.cid = cid
+        self.terminal = terminal
+        self.selector = selectors.DefaultSelector()
+        self.log: JsonFileWriter | None = None
+        self.run: Running | None = None
+        self.health: Any = None
+
+    # ---- one start ------------------------------------------------------------
+    def start(self) -> Running:
+        """Start the container process once; raise SdkError (nothing left) on failure."""
+        from sdk.containers.specgen import build_spec, write_etc_files
+        from sdk.runtime.cgroups import Cgroup
+        from sdk.runtime.spawn import Stdio
+        from sdk.runtime.spawn import start as runtime_start
+
+        engine = self.engine
+        doc = engine.container_store.load(self.cid)
+        if doc is None:
+            raise SdkError(f"No such container: {self.cid}")
+        join_pid = engine.tasks.network_peer_pid(doc)
+        spec = build_spec(doc, volumes=engine.volume_store, join_net_pid=join_pid,
+                          daemon_ulimits=engine.config.default_ulimits or {},
+                          no_new_privileges_default=bool(engine.config.no_new_privileges))
+        write_etc_files(doc, engine.container_store.dir(self.cid))
+        engine.tasks.prefill_volumes(doc)
+        cgroup = Cgroup.create(f"{spec.cgroup_parent}/{self.cid}", spec.resources,
+                               spec.device_rules)
+        opened: list[int] = []
+        try:
+            fds: dict[int, str] = {}
+            stdin_r = stdin_w = None
+            stdio = Stdio()
+            if not spec.process.terminal:
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                opened += [out_r, out_w, err_r, err_w]
+                fds = {out_r: "stdout", err_r: "stderr"}
+                if doc["Config"].get("OpenStdin"):
+                    stdin_r, stdin_w = os.pipe()
+                    opened += [stdin_r, stdin_w]
+                stdio = Stdio(stdin=stdin_r, stdout=out_w, stderr=err_w)
+            started = runtime_start(spec, stdio, on_created=cgroup.add)
+        except BaseException:
+            for fd in opened:
+                os.close(fd)
+            cgroup.remove()
+            raise
+        for fd in opened:
+            if fd not in fds and fd != stdin_w:
+                os.close(fd)
+        run = Running(pid=started.pid, cgroup=cgroup, fds=fds, stdin_w=stdin_w,
+                      pty=started.pty_master, started_mono=time.monotonic())
+        if run.pty is not None:
+            run.fds = {run.pty: "stdout"}
+            if doc["Config"].get("OpenStdin"):
+                run.stdin_w = os.dup(run.pty)
+        pid_start = start_time(run.pid)
+        my_pid = os.getpid()
+
+        def mark_running(d: dict[str, Any]) -> None:
+            st = d["State"]
+            st.update(Status="running", Running=True, Paused=False, Restarting=False,
+                      OOMKilled=False, Dead=False, Pid=run.pid, ExitCode=0, Error="",
+                      StartedAt=now_rfc3339())
+            if d["Config"].get("Healthcheck") and \
+                    d["Config"]["Healthcheck"].get("Test", ["NONE"])[0] != "NONE":
+                st["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+            d["_berth"]["monitor"] = {"pid": my_pid, "start": start_time(my_pid)}
+            d["_berth"]["pid_start"] = pid_start
+            d["_berth"]["stopped_by_user"] = False
+
+        engine.container_store.modify(self.cid, mark_running)
+        self.run = run
+        return run
+
+    def record_start_error(self, error: SdkError) -> None:
+        def change(d: dict[str, Any]) -> None:
+            d["State"].update(Error=str(error), ExitCode=error.exit_code)
+
+        try:
+            self.engine.container_store.modify(self.cid, change)
+        except SdkError:
+            pass
+
+    # ---- the loop ---------------------------------------------------------------
+    def serve(self) -> int:
+        """Supervise until the container is gone for good; returns the last exit code."""
+        doc = self.engine.container_store.load(self.cid)
+        assert doc is not None
+        self.log = _log_writer(self.engine, doc)
+        from sdk.tasks.restart import Backoff, RestartPolicy, should_restart
+
+        backoff = Backoff()
+        while True:
+            assert self.run is not None
+            code = self._watch(self.run)
+            doc = self._record_exit(self.run, code)
+            if doc is None:
+                return code
+            policy = RestartPolicy.parse(_policy_text(doc["HostConfig"]["RestartPolicy"]))
+            ran_for = time.monotonic() - self.run.started_mono
+            self.run = None
+            if self.terminal is not None or not should_restart(
+                    policy, code, doc["RestartCount"],
+                    bool(doc["_berth"].get("stopped_by_user"))):
+                break
+            delay = backoff.next_delay(ran_for)
+            if not self._wait_restart(delay):
+                break
+            try:
+                self.start()
+            except SdkError as exc:
+                self.record_start_error(exc)
+                break
+        if doc["HostConfig"].get("AutoRemove"):
+            self.engine.tasks.remove_after_exit(self.cid)
+        if self.log:
+            self.log.close()
+        return code
+
+    def _wait_restart(self, delay: float) -> bool:
+        def restarting(d: dict[str, Any]) -> None:
+            d["State"].update(Status="restarting", Restarting=True)
+            d["RestartCount"] = d.get("RestartCount", 0) + 1
+
+        self.engine.container_store.modify(self.cid, restarting)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            doc = self.engine.container_store.load(self.cid)
+            if doc is None or doc["_berth"].get("stopped_by_user"):
+                if doc is not None:
+                    def stopped(d: dict[str, Any]) -> None:
+                        d["State"].update(Status="exited", Restarting=False)
+
+                    self.engine.container_store.modify(self.cid, stopped)
+                return False
+        return True
+
+    def _watch(self, run: Running) -> int:
+        sel = self.selector
+        pidfd = os.pidfd_open(run.pid)
+        sel.register(pidfd, selectors.EVENT_READ, "exit")
+        for fd in run.fds:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ, "out")
+        term = self.terminal
+        if term is not None and term.stdin is not None and run.stdin_w is not None:
+            sel.register(term.stdin, selectors.EVENT_READ, "in")
+        old_handlers = self._proxy_signals(run) if term and term.proxy_signals else {}
+        health = self._health_runner(run)
+        exited = False
+        try:
+            while not exited:
+                timeout = health.next_timeout() if health else None
+                for key, _ in sel.select(timeout):
+                    kind = key.data
+                    if kind == "exit":
+                        exited = True
+                    elif kind == "out":
+                        self._pump(key.fd, run)
+                    elif kind == "in":
+                        self._feed_stdin(key.fd, run)
+                    elif kind == "health" and health:
+                        health.on_output(key.fd)
+                if health:
+                    health.tick()
+            _, status = os.waitpid(run.pid, 0)
+            code = exit_code(status)
+            run.cgroup.kill_all()    # anything that left the pid namespace
+            for fd in list(run.fds):
+                os.set_blocking(fd, False)
+                self._drain(fd, run)
+        finally:
+            if health:
+                health.cancel()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            for fd in list(run.fds):
+                self._close_stream(fd, run)
+            if term is not None and term.stdin is not None:
+                try:
+                    sel.unregister(term.stdin)
+                except (KeyError, ValueError):
+                    pass
+            sel.unregister(pidfd)
+            os.close(pidfd)
+            if run.stdin_w is not None:
+                os.close(run.stdin_w)
+                run.stdin_w = None
+        if self.log:
+            self.log.flush()
+        return code
+
+    def _proxy_signals(self, run: Running) -> dict[int, Any]:
+        def forward(signum: int, _frame: Any) -> None:
+            try:
+                os.kill(run.pid, signum)
+            except ProcessLookupError:
+                pass
+
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                    signal.SIGUSR1, signal.SIGUSR2):
+            old[sig] = signal.signal(sig, forward)
+        return old
+
+    def _pump(self, fd: int, run: Running) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:     # EIO on a pty whose slave closed
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            self._close_stream(fd, run)
+            return
+        self._emit(run.fds[fd], data)
+
+    def _drain(self, fd: int, run: Running) -> None:
+        while fd in run.fds:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close_stream(fd, run)
+                return
+            self._emit(run.fds[fd], data)
+
+    def _emit(self, stream: str, data: bytes) -> None:
+        if self.log:
+            self.log.write(stream, data)
+        term = self.terminal
+        if term is not None:
+            target = term.stdout if stream == "stdout" else term.stderr
+            try:
+                _write_all(target, data)
+            except OSError:
+                pass
+
+    def _close_stream(self, fd: int, run: Running) -> None:
+        if fd in run.fds:
+            try:
+                self.selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            del run.fds[fd]
+            os.close(fd)
+
+    def _feed_stdin(self, fd: int, run: Running) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if run.stdin_w is None:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            if run.pty is None:
+                os.close(run.stdin_w)
+                run.stdin_w = None
+            return
+        try:
+            _write_all(run.stdin_w, data)
+        except OSError:
+            pass
+
+    def _health_runner(self, run: Running) -> Any:
+        doc = self.engine.container_store.load(self.cid)
+        if doc is None:
+            return None
+        hc = doc["Config"].get("Healthcheck")
+        if not hc or not hc.get("Test") or hc["Test"][0] == "NONE":
+            return None
+        from sdk.tasks.healthrun import HealthRunner
+
+        return HealthRunner(self.engine, self.cid, run.pid, run.cgroup, self.selector, hc)
+
+    def _record_exit(self, run: Running, code: int) -> dict[str, Any] | None:
+        oom = False
+        try:
+            oom = run.cgroup.oom_killed()
+        except Exception:   # noqa: BLE001 - a missing counter must not lose the exit
+            pass
+        run.cgroup.remove()
+
+        def exited(d: dict[str, Any]) -> None:
+            st = d["State"]
+            st.update(Status="exited", Running=False, Paused=False, Restarting=False,
+                      OOMKilled=oom, Pid=0, ExitCode=code, FinishedAt=now_rfc3339())
+            if "Health" in st:
+                st["Health"]["Status"] = "unhealthy" if st["Health"]["Status"] == \
+                    "unhealthy" else st["Health"]["Status"]
+            d["_berth"]["monitor"] = None
+
+        try:
+            return self.engine.container_store.modify(self.cid, exited)
+        except SdkError:
+            return None    # removed while running (rm -f)
+
+
+def _policy_text(policy: dict[str, Any]) -> str:
+    name = policy.get("Name") or "no"
+    count = policy.get("MaximumRetryCount") or 0
+    return f"{name}:{count}" if name == "on-failure" and count else name
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            import select
+
+            select.select([], [fd], [], 1.0)
+            continue
+        view = view[n:]
+
+
+def spawn_detached(engine: Engine, cid: str) -> None:
+    """Start ``cid`` under a supervisor that outlives this process.
+
+    Returns once the container runs; raises the start error otherwise.  The
+    supervisor is double-forked (reparented to init or the nearest subreaper) and
+    opens its own database connection: nothing from this process's sqlite handle is
+    used across the fork.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # intermediate
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _supervisor_main(engine, cid, w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    if not data:
+        raise SdkError("the container's supervisor died before the container started")
+    message = json.loads(data)
+    if message.get("ok"):
+        return
+    raise _error_from(message)
+
+
+def _error_from(message: dict[str, Any]) -> SdkError:
+    from sdk import errors
+
+    cls = getattr(errors, message.get("kind", "SdkError"), errors.SdkError)
+    if not (isinstance(cls, type) and issubclass(cls, errors.SdkError)) or \
+            cls is errors.ContainerError:
+        cls = errors.SdkError
+    return cls(message.get("error", "container failed to start"))
+
+
+def _supervisor_main(parent_engine: Engine, cid: str, ready_fd: int) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    engine = parent_engine.reopen()
+    sup = Supervisor(engine, cid)
+    try:
+        sup.start()
+    except SdkError as exc:
+        sup.record_start_error(exc)
+        _report(ready_fd, {"ok": False, "error": str(exc), "kind": type(exc).__name__})
+        doc = engine.container_store.load(cid)
+        if doc is not None and doc["HostConfig"].get("AutoRemove"):
+            engine.tasks.remove_after_exit(cid)
+        return
+    except BaseException as exc:  # noqa: BLE001 - report anything to the CLI
+        _report(ready_fd, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    _report(ready_fd, {"ok": True})
+    sup.serve()
+
+
+def _report(fd: int, message: dict[str, Any]) -> None:
+    try:
+        os.write(fd, json.dumps(message).encode())
+    finally:
+        os.close(fd)
+
+
+Callback = Callable[[], None]
