@@ -209,6 +209,34 @@ class Engine:
             "DefaultRuntime": "berth", "LiveRestoreEnabled": False,
         }
 
+    def repair(self) -> list[str]:
+        """Undo what crashes left behind: dead supervisors, stale cgroups, partial files."""
+        from sdk.runtime.cgroups import cleanup_stale
+
+        done = []
+        docs = self.tasks.all()          # reconciles records whose supervisor died
+        alive = {d["Id"] for d in docs
+                 if d["State"]["Status"] in ("running", "paused", "restarting")}
+        parents = {(d["HostConfig"].get("CgroupParent") or "berth").strip("/") for d in docs}
+        for parent in parents | {"berth"}:
+            for name in cleanup_stale(parent, alive):
+                done.append(f"cgroup {parent}/{name}")
+        known = {d["Id"] for d in docs}
+        cdir = self.root / "containers"
+        if cdir.is_dir():
+            import shutil
+
+            for entry in cdir.iterdir():
+                if entry.name not in known:
+                    self.layer_store.remove_container(entry.name)
+                    shutil.rmtree(entry, ignore_errors=True)
+                    done.append(f"container directory {entry.name[:12]}")
+        if self.content.cleanup_ingests():
+            done.append("partial downloads")
+        if self.layer_store.cleanup_partial():
+            done.append("partially unpacked layers")
+        return done
+
     def _engine_id(self) -> str:
         row = self.db.one("SELECT value FROM meta WHERE key='engine-id'")
         if row:

@@ -446,10 +446,9 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
         "MaskedPaths": None,
         "ReadonlyPaths": None,
     }
-    if g("ports") or host["PublishAllPorts"]:
-        if g("ports"):
-            raise InvalidArgument("publishing ports needs bridge networking, which is not "
-                                  "available yet in this berth version")
+    if (g("ports") or host["PublishAllPorts"]) and g("ports"):
+        raise InvalidArgument("publishing ports needs bridge networking, which is not "
+                              "available yet in this berth version")
     return config, host
 
 

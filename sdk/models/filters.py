@@ -50,13 +50,12 @@ def container_matches(doc: Mapping[str, Any], f: Mapping[str, list[str]],
             return False
     if "label" in f and not labels_match(doc["Config"].get("Labels"), f["label"]):
         return False
-    if "exited" in f:
-        if doc["State"]["Status"] != "exited" or \
-                str(doc["State"]["ExitCode"]) not in f["exited"]:
-            return False
-    if "ancestor" in f:
-        if not any(doc["Image"] in image_ids.get(v, set()) for v in f["ancestor"]):
-            return False
+    if "exited" in f and (doc["State"]["Status"] != "exited" or \
+                str(doc["State"]["ExitCode"]) not in f["exited"]):
+        return False
+    if "ancestor" in f and not any(doc["Image"] in image_ids.get(v, set())
+                                   for v in f["ancestor"]):
+        return False
     if "volume" in f:
         mounts = doc.get("Mounts") or []
         names = {m.get("Name") for m in mounts} | {m.get("Destination") for m in mounts} | \

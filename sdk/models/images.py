@@ -99,7 +99,8 @@ class ImageCollection(Collection):
                                         source="-")
         return self.prepare_model(store.inspect(image_id))
 
-    def remove(self, image: str, force: bool = False, noprune: bool = False) -> list[dict[str, str]]:
+    def remove(self, image: str, force: bool = False,
+               noprune: bool = False) -> list[dict[str, str]]:
         return self.engine.image_store.remove(
             image, force=force, prune=not noprune,
             containers_using=self.engine.container_store.names_using_image)

@@ -100,7 +100,7 @@ class TaskService:
         if doc["State"]["Status"] in ("running", "restarting"):
             return doc
         if doc["State"]["Status"] == "paused":
-            raise Conflict(f"cannot start a paused container, try unpause instead")
+            raise Conflict("cannot start a paused container, try unpause instead")
         spawn_detached(self.engine, doc["Id"])
         return self.store.get(doc["Id"])
 

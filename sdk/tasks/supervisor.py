@@ -76,6 +76,8 @@ class Supervisor:
         self.log: JsonFileWriter | None = None
         self.run: Running | None = None
         self.health: Any = None
+        self.listener: Any = None
+        self.clients: dict[int, Any] = {}
 
     # ---- one start ------------------------------------------------------------
     def start(self) -> Running:
@@ -124,6 +126,10 @@ class Supervisor:
                       pty=started.pty_master, started_mono=time.monotonic())
         if run.pty is not None:
             run.fds = {run.pty: "stdout"}
+            if self.terminal is not None and self.terminal.stdin is not None:
+                from sdk.tasks.ttyrelay import copy_winsize
+
+                copy_winsize(self.terminal.stdin, run.pty)
             if doc["Config"].get("OpenStdin"):
                 run.stdin_w = os.dup(run.pty)
         pid_start = start_time(run.pid)
@@ -219,6 +225,7 @@ class Supervisor:
         term = self.terminal
         if term is not None and term.stdin is not None and run.stdin_w is not None:
             sel.register(term.stdin, selectors.EVENT_READ, "in")
+        self._listen(run)
         old_handlers = self._proxy_signals(run) if term and term.proxy_signals else {}
         health = self._health_runner(run)
         exited = False
@@ -235,6 +242,10 @@ class Supervisor:
                         self._feed_stdin(key.fd, run)
                     elif kind == "health" and health:
                         health.on_output(key.fd)
+                    elif kind == "accept":
+                        self._accept()
+                    elif kind == "client":
+                        self._client_input(key.fd, run)
                 if health:
                     health.tick()
             _, status = os.waitpid(run.pid, 0)
@@ -257,12 +268,83 @@ class Supervisor:
                     pass
             sel.unregister(pidfd)
             os.close(pidfd)
+            self._close_clients()
             if run.stdin_w is not None:
                 os.close(run.stdin_w)
                 run.stdin_w = None
         if self.log:
             self.log.flush()
         return code
+
+    # ---- attach: clients on a unix socket get output and may send stdin ------------
+    def _listen(self, run: Running) -> None:
+        import socket
+
+        if self.terminal is not None:
+            return
+        path = str(self.engine.container_store.dir(self.cid) / "attach.sock")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        sock.listen(16)
+        sock.setblocking(False)
+        self.listener = sock
+        self.tty = run.pty is not None
+        self.selector.register(sock, selectors.EVENT_READ, "accept")
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        conn.setblocking(True)
+        conn.settimeout(5.0)
+        self.clients[conn.fileno()] = conn
+        self.selector.register(conn, selectors.EVENT_READ, "client")
+
+    def _client_input(self, fd: int, run: Running) -> None:
+        conn = self.clients.get(fd)
+        if conn is None:
+            return
+        try:
+            data = conn.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client(fd)
+            return
+        if run.stdin_w is not None:
+            try:
+                _write_all(run.stdin_w, data)
+            except OSError:
+                pass
+
+    def _drop_client(self, fd: int) -> None:
+        conn = self.clients.pop(fd, None)
+        if conn is not None:
+            try:
+                self.selector.unregister(conn)
+            except (KeyError, ValueError):
+                pass
+            conn.close()
+
+    def _close_clients(self) -> None:
+        for fd in list(self.clients):
+            self._drop_client(fd)
+        if self.listener is not None:
+            try:
+                self.selector.unregister(self.listener)
+            except (KeyError, ValueError):
+                pass
+            self.listener.close()
+            self.listener = None
 
     def _proxy_signals(self, run: Running) -> dict[int, Any]:
         def forward(signum: int, _frame: Any) -> None:
@@ -307,6 +389,15 @@ class Supervisor:
     def _emit(self, stream: str, data: bytes) -> None:
         if self.log:
             self.log.write(stream, data)
+        if self.clients:
+            frame = data if getattr(self, "tty", False) else \
+                bytes([1 if stream == "stdout" else 2, 0, 0, 0]) + len(data).to_bytes(4, "big") \
+                + data
+            for fd, conn in list(self.clients.items()):
+                try:
+                    conn.sendall(frame)
+                except OSError:
+                    self._drop_client(fd)
         term = self.terminal
         if term is not None:
             target = term.stdout if stream == "stdout" else term.stderr

@@ -1,0 +1,72 @@
+"""Shared CLI plumbing: error reporting with docker's exit codes, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sdk.cli.flags import HelpRequested, UsageError
+
+# commands whose engine errors exit 125 like `docker run` (others exit 1 like docker)
+RUN_LIKE = frozenset({"run", "create"})
+
+
+def run_command(func: Callable[[], int], name: str) -> int:
+    from sdk.errors import SdkError
+
+    try:
+        return func()
+    except HelpRequested as req:
+        print(req.spec.help_text())
+        return 0
+    except UsageError as exc:
+        print(f"berth: {exc}" if name in RUN_LIKE else str(exc), file=sys.stderr)
+        return exc.exit_code
+    except SdkError as exc:
+        prefix = "berth: " if name in RUN_LIKE else "Error: "
+        print(prefix + str(exc), file=sys.stderr)
+        if name in RUN_LIKE or name == "exec":
+            return exc.exit_code
+        from sdk.errors import InvalidArgument
+
+        return 125 if isinstance(exc, InvalidArgument) else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def engine() -> Any:
+    from sdk.engine import Engine
+
+    return Engine.from_env()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=4) + "\n")
+
+
+def render_format(fmt: str, items: list[Any], headers: dict[str, str],
+                  default_columns: str) -> str:
+    """docker's --format: "table ...", "json", or a Go template per item."""
+    from sdk.cli import template
+    from sdk.cli.table import render_table
+
+    if fmt == "json":
+        return "".join(json.dumps(i, separators=(",", ":")) + "\n" for i in items)
+    if not fmt or fmt == "table":
+        fmt = "table " + default_columns
+    if template.is_table(fmt):
+        body = template.strip_table(fmt)
+        columns = body.split("\\t") if "\\t" in body else body.split("\t")
+        tmpls = [template.compile_template(c.strip()) for c in columns]
+        head = []
+        for col in columns:
+            key = col.strip().strip("{}").strip().lstrip(".")
+            head.append(headers.get(key, key.upper()))
+        rows = [[template.render(t, i) for t in tmpls] for i in items]
+        return render_table(head, rows)
+    tmpl = template.compile_template(fmt.replace("\\t", "\t").replace("\\n", "\n"))
+    return "".join(template.render(tmpl, i) + "\n" for i in items)

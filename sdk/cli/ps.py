@@ -1,0 +1,115 @@
+"""``berth ps``: docker's columns, filters and formats."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from sdk.cli.common import engine, render_format
+from sdk.cli.flags import Flag, Spec, parse
+
+PS = Spec("ps", "ps [OPTIONS]",
+          [Flag("all", "a", help="Show all containers (default shows just running)"),
+           Flag("quiet", "q", help="Only display container IDs"),
+           Flag("latest", "l", help="Show the latest created container (includes all states)"),
+           Flag("last", "n", "int", default=-1, help="Show n last created containers"),
+           Flag("size", "s", help="Display total file sizes"),
+           Flag("no-trunc", help="Don't truncate output"),
+           Flag("filter", "f", "list", help="Filter output based on conditions provided"),
+           Flag("format", kind="str", help="Format output using a custom template")],
+          max_args=0, summary="List containers")
+
+HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+           "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+           "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+           "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+           "LocalVolumes": "LOCAL VOLUMES"}
+DEFAULT = "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+
+
+def _ellipsis(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _created(doc: dict[str, Any]) -> float:
+    text = doc["Created"]
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def row(doc: dict[str, Any], now: float, *, trunc: bool, size: Any = None) -> dict[str, Any]:
+    from sdk._internal.timefmt import human_duration, status_text
+
+    command = " ".join([doc["Path"], *doc.get("Args", [])]).strip()
+    command = f'"{_ellipsis(command, 20)}"' if trunc else '"' + command + '"'
+    created = _created(doc)
+    labels = doc["Config"].get("Labels") or {}
+    mounts = doc.get("Mounts") or []
+    return {
+        "ID": doc["Id"][:12] if trunc else doc["Id"],
+        "Image": doc["Config"].get("Image", ""),
+        "Command": command,
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+        "RunningFor": human_duration(now - created) + " ago",
+        "Ports": "",
+        "State": doc["State"]["Status"],
+        "Status": status_text(doc["State"], now),
+        "Size": size if size is not None else "",
+        "Names": doc["Name"].lstrip("/"),
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+        "Mounts": ",".join(_ellipsis(m.get("Name") or m.get("Source", ""), 15)
+                           if trunc else (m.get("Name") or m.get("Source", ""))
+                           for m in mounts),
+        "Networks": doc["HostConfig"].get("NetworkMode", ""),
+        "LocalVolumes": str(sum(1 for m in mounts if m.get("Type") == "volume")),
+    }
+
+
+def cmd_ps(argv: list[str]) -> int:
+    opts, _ = parse(PS, argv)
+    from sdk._internal.filters import parse_filters
+    from sdk.models.filters import CONTAINER_FILTERS, container_matches
+
+    filters = parse_filters(opts["filter"], CONTAINER_FILTERS)
+    eng = engine()
+    docs = eng.tasks.all()
+    image_ids: dict[str, set[str]] = {}
+    for ref in filters.get("ancestor", []):
+        try:
+            image_ids[ref] = {eng.image_store.resolve(ref)}
+        except Exception:   # noqa: BLE001 - unknown image matches nothing
+            image_ids[ref] = set()
+    show_all = opts["all"] or opts["latest"] or opts["last"] > 0 or "status" in filters \
+        or "exited" in filters
+    selected = [d for d in docs if (show_all or d["State"]["Status"] == "running")
+                and container_matches(d, filters, image_ids)]
+    if opts["latest"]:
+        selected = selected[:1]
+    elif opts["last"] > 0:
+        selected = selected[:opts["last"]]
+    trunc = not opts["no_trunc"]
+    if opts["quiet"] and not opts["format"]:
+        sys.stdout.write("".join((d["Id"][:12] if trunc else d["Id"]) + "\n"
+                                 for d in selected))
+        return 0
+    now = time.time()
+    sizes: dict[str, str] = {}
+    if opts["size"]:
+        from sdk._internal.units import human_size
+
+        for d in selected:
+            rw = eng.layer_store.container_size(d["Id"])
+            virtual = rw + (eng.image_store.inspect(d["Image"])["Size"]
+                            if eng.image_store.exists(d["Image"]) else 0)
+            sizes[d["Id"]] = f"{human_size(rw)} (virtual {human_size(virtual)})"
+    rows = [row(d, now, trunc=trunc, size=sizes.get(d["Id"])) for d in selected]
+    default = DEFAULT + ("\t{{.Size}}" if opts["size"] else "")
+    fmt = opts["format"] or ""
+    if opts["quiet"]:
+        fmt = "{{.ID}}"
+    sys.stdout.write(render_format(fmt, rows, HEADERS, default))
+    return 0
