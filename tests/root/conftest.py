@@ -1,0 +1,68 @@
+"""Fixtures for tests that run the real engine as root: a private data root per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sdk import Engine
+
+BERTH = str(Path(sys.executable).with_name("berth"))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    root = tmp_path / "berth-root"
+    eng = Engine(root=root, config=tmp_path / "daemon.json")
+    yield eng
+    # leave nothing behind: kill and remove every container of this engine
+    for doc in eng.tasks.all():
+        try:
+            eng.tasks.remove(doc["Id"], force=True, volumes=True)
+        except Exception:  # noqa: BLE001 - best effort cleanup
+            pass
+    eng.repair()
+    eng.close()
+
+
+@pytest.fixture
+def busybox(engine: Engine, busybox_tar: Path) -> str:
+    img = engine.images.import_image(str(busybox_tar), repository="busybox", tag="latest",
+                                     changes=['CMD ["sh"]'])
+    return img.id
+
+
+class Cli:
+    def __init__(self, engine: Engine) -> None:
+        self.env = dict(os.environ, BERTH_ROOT=str(engine.root),
+                        BERTH_CONFIG=str(engine.config_path))
+
+    def __call__(self, *args: str, input: bytes | None = None,
+                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BERTH, *args], capture_output=True, text=True, env=self.env,
+                              input=input.decode() if input is not None else None,
+                              timeout=timeout)
+
+
+@pytest.fixture
+def berth(engine: Engine, busybox: str) -> Cli:
+    return Cli(engine)
+
+
+def count_berth_mounts() -> int:
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if "berth" in line)
+
+
+def berth_cgroups(parent: str = "berth") -> list[str]:
+    found = []
+    for hier in Path("/sys/fs/cgroup").iterdir():
+        d = hier / parent
+        if d.is_dir():
+            found += [f"{hier.name}/{c.name}" for c in d.iterdir() if c.is_dir()]
+    return found
