@@ -309,7 +309,13 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
     if g("healthcheck") is not None:
         from sdk.tasks.health import HealthConfig
 
-        hc = g("healthcheck")
+        hc = _docker_keys(g("healthcheck"))
+        if hc and not hc.get("Test"):
+            base = img.get("Healthcheck") or {}
+            if not base.get("Test"):
+                raise InvalidArgument("health check options need a command "
+                                      "(--health-cmd) when the image has no HEALTHCHECK")
+            hc = {**base, **hc, "Test": base["Test"]}
         healthcheck = HealthConfig.from_docker(hc).to_docker() if hc else None
 
     stop_signal = g("stop_signal") or img.get("StopSignal")
@@ -450,6 +456,16 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
         raise InvalidArgument("publishing ports needs bridge networking, which is not "
                               "available yet in this berth version")
     return config, host
+
+
+def _docker_keys(hc: Any) -> dict[str, Any]:
+    """docker-py's healthcheck dict uses snake_case keys; Docker's API uses CamelCase."""
+    if not hc:
+        return {}
+    names = {"test": "Test", "interval": "Interval", "timeout": "Timeout",
+             "retries": "Retries", "start_period": "StartPeriod",
+             "start_interval": "StartInterval"}
+    return {names.get(k, k): v for k, v in dict(hc).items()}
 
 
 def _volume_items(volumes: Any) -> list[str]:
