@@ -32,7 +32,7 @@ class HealthRunner:
         self.cgroup = cgroup
         self.selector = selector
         self.cfg = HealthConfig.from_docker(healthcheck)
-        self.state = HealthState()
+        self.state = HealthState(retries=self.cfg.retries)
         self.started = time.monotonic()
         self.next_at = self.started + self._delay()
         self.probe: dict[str, Any] | None = None
