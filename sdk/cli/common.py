@@ -34,8 +34,6 @@ def run_command(func: Callable[[], int], name: str) -> int:
         return 125 if isinstance(exc, InvalidArgument) else 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 def engine() -> Any:

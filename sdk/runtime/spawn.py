@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 from sdk.errors import CommandNotExecutable, CommandNotFound, RuntimeFailure, SdkError
 from sdk.runtime import linux
+from sdk.runtime.cgroups import CgroupMode, detect_mode
 from sdk.runtime.defaults import CAP_NUMBERS, DEFAULT_PATH, DEV_SYMLINKS
 from sdk.runtime.spec import Mount, NamespaceMode, Process, RuntimeSpec
+from sdk.runtime.users import resolve_user  # imported here: the child cannot after pivot
 
 _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
 TIOCSPTLCK = 0x40045431
@@ -121,8 +123,6 @@ def apply_process(process: Process, *, privileged: bool, stdio_fds: tuple[int, i
                   tty_slave: int | None) -> tuple[str, list[str]]:
     """Everything after the root is in place: user, rlimits, caps, stdio. Returns the
     resolved executable path and env."""
-    from sdk.runtime.users import resolve_user
-
     user = resolve_user(process.user, process.additional_groups)
     env = list(process.env)
     if not any(e.startswith("HOME=") for e in env):
@@ -222,16 +222,16 @@ def _ensure_target(root_fd: int, rel: str, is_dir: bool) -> int:
     return linux.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, _RESOLVE)
 
 
-def _cgroup_mounts(fd_path: str) -> None:
+def _cgroup_mounts(root_fd: int, rel: str, fd_path: str) -> None:
     """/sys/fs/cgroup inside the cgroup namespace: cgroup2, or v1 hierarchies on tmpfs."""
-    from sdk.runtime.cgroups import CgroupMode, detect_mode
-
     mode = detect_mode()
     flags = linux.MS_NOSUID | linux.MS_NOEXEC | linux.MS_NODEV
     if mode == CgroupMode.V2:
         linux.mount("cgroup", fd_path, "cgroup2", flags | linux.MS_RDONLY)
         return
     linux.mount("tmpfs", fd_path, "tmpfs", flags, "mode=755")
+    fd = linux.openat2(root_fd, rel, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, _RESOLVE)
+    fd_path = f"/proc/self/fd/{fd}"    # the new tmpfs, not the directory under it
     for name in sorted(os.listdir("/sys/fs/cgroup")):
         host = f"/sys/fs/cgroup/{name}"
         if not os.path.ismount(host) or name == "unified":
@@ -244,6 +244,7 @@ def _cgroup_mounts(fd_path: str) -> None:
         except OSError:
             os.rmdir(target)
     linux.mount(None, fd_path, None, linux.MS_REMOUNT | linux.MS_RDONLY | flags, "mode=755")
+    os.close(fd)
 
 
 def _mount_one(root_fd: int, m: Mount) -> None:
@@ -263,6 +264,10 @@ def _mount_one(root_fd: int, m: Mount) -> None:
         if m.kind == "bind":
             linux.mount(m.source, path, None, linux.MS_BIND |
                         (linux.MS_REC if m.recursive else 0))
+            # the old fd still names what is *under* the new mount: reopen it
+            os.close(fd)
+            fd = linux.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, _RESOLVE)
+            path = f"/proc/self/fd/{fd}"
             if m.readonly or flags:
                 src = os.statvfs(m.source)
                 keep = src.f_flag & (linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
@@ -271,7 +276,7 @@ def _mount_one(root_fd: int, m: Mount) -> None:
             linux.mount(None, path, None, linux.PROPAGATION.get(m.propagation or "rprivate",
                                                                 linux.MS_PRIVATE | linux.MS_REC))
         elif m.kind == "cgroup":
-            _cgroup_mounts(path)
+            _cgroup_mounts(root_fd, rel, path)
         else:
             data = ",".join(m.options) or None
             linux.mount(m.source or m.kind, path, m.kind,
@@ -374,9 +379,9 @@ def _child(spec: RuntimeSpec, stdio: Stdio, sync_r: int, err_w: int,
     try:
         linux.prctl(linux.PR_SET_DUMPABLE, 0)
         if die_with_parent:
+            # in a new pid namespace getppid() is 0; a parent that died before this
+            # point is caught by the sync pipe below (EOF instead of "g")
             linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != parent:
-                os._exit(125)
         if os.read(sync_r, 1) != b"g":
             os._exit(125)
         os.close(sync_r)

@@ -99,8 +99,9 @@ class Database:
 
     def _migrate(self) -> None:
         self.conn.execute("PRAGMA journal_mode=WAL")
+        # every statement is idempotent (IF NOT EXISTS), so concurrent first opens agree
+        self.conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         with self.write():
-            self.conn.executescript("SAVEPOINT s;" + SCHEMA + "RELEASE s;")
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
                               (str(SCHEMA_VERSION),))
 
