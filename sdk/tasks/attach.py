@@ -41,13 +41,15 @@ def parse_detach_keys(value: str | None) -> bytes:
 def attach(engine: Engine, cid: str, *, stdin: bool = True,
            detach_keys: str | None = None) -> int:
     doc = engine.tasks.get(cid)
-    path = str(engine.container_store.dir(cid) / "attach.sock")
+    dfd = os.open(engine.container_store.dir(cid), os.O_PATH | os.O_DIRECTORY)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        sock.connect(f"/proc/self/fd/{dfd}/attach.sock")
     except OSError:
         raise Conflict(f"cannot attach to container {cid[:12]}: it is not running under "
                        "a supervisor") from None
+    finally:
+        os.close(dfd)
     tty = bool(doc["Config"].get("Tty"))
     keys = parse_detach_keys(detach_keys)
     use_stdin = stdin and bool(doc["Config"].get("OpenStdin"))

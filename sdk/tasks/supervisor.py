@@ -197,9 +197,12 @@ class Supervisor:
         return code
 
     def _wait_restart(self, delay: float) -> bool:
+        me = {"pid": os.getpid(), "start": start_time(os.getpid())}
+
         def restarting(d: dict[str, Any]) -> None:
             d["State"].update(Status="restarting", Restarting=True)
             d["RestartCount"] = d.get("RestartCount", 0) + 1
+            d["_berth"]["monitor"] = me
 
         self.engine.container_store.modify(self.cid, restarting)
         deadline = time.monotonic() + delay
@@ -282,7 +285,9 @@ class Supervisor:
 
         if self.terminal is not None:
             return
-        path = str(self.engine.container_store.dir(self.cid) / "attach.sock")
+        # through a directory fd: data roots can be deeper than sun_path's 108 bytes
+        dfd = os.open(self.engine.container_store.dir(self.cid), os.O_PATH | os.O_DIRECTORY)
+        path = f"/proc/self/fd/{dfd}/attach.sock"
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -293,6 +298,7 @@ class Supervisor:
             sock.bind(path)
         finally:
             os.umask(old)
+            os.close(dfd)
         sock.listen(16)
         sock.setblocking(False)
         self.listener = sock
@@ -456,10 +462,7 @@ class Supervisor:
             st = d["State"]
             st.update(Status="exited", Running=False, Paused=False, Restarting=False,
                       OOMKilled=oom, Pid=0, ExitCode=code, FinishedAt=now_rfc3339())
-            if "Health" in st:
-                st["Health"]["Status"] = "unhealthy" if st["Health"]["Status"] == \
-                    "unhealthy" else st["Health"]["Status"]
-            d["_berth"]["monitor"] = None
+            # the monitor entry stays: this supervisor may still restart the container
 
         try:
             return self.engine.container_store.modify(self.cid, exited)
@@ -551,7 +554,22 @@ def _supervisor_main(parent_engine: Engine, cid: str, ready_fd: int) -> None:
         _report(ready_fd, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return
     _report(ready_fd, {"ok": True})
-    sup.serve()
+    try:
+        sup.serve()
+    except BaseException:  # noqa: BLE001 - leave a trace, never an unsupervised container
+        import traceback
+
+        cdir = engine.container_store.dir(cid)
+        try:
+            (cdir / "supervisor.log").write_text(traceback.format_exc())
+        except OSError:
+            pass
+        if sup.run is not None:
+            try:
+                sup.run.cgroup.kill_all()
+            except Exception:  # noqa: BLE001
+                pass
+        raise
 
 
 def _report(fd: int, message: dict[str, Any]) -> None:
