@@ -72,7 +72,7 @@ class Supervisor:
         self.engine = engine
         self.cid = cid
         self.terminal = terminal
-        self.selector = selectors.DefaultSelector()
+        self.selector: selectors.BaseSelector = None  # type: ignore[assignment] # serve()
         self.log: JsonFileWriter | None = None
         self.run: Running | None = None
         self.health: Any = None
@@ -163,6 +163,16 @@ class Supervisor:
     # ---- the loop ---------------------------------------------------------------
     def serve(self) -> int:
         """Supervise until the container is gone for good; returns the last exit code."""
+        self.selector = selectors.DefaultSelector()
+        try:
+            return self._serve()
+        finally:
+            self.selector.close()
+            if self.log:
+                self.log.close()
+                self.log = None
+
+    def _serve(self) -> int:
         doc = self.engine.container_store.load(self.cid)
         assert doc is not None
         self.log = _log_writer(self.engine, doc)
@@ -192,8 +202,6 @@ class Supervisor:
                 break
         if doc["HostConfig"].get("AutoRemove"):
             self.engine.tasks.remove_after_exit(self.cid)
-        if self.log:
-            self.log.close()
         return code
 
     def _wait_restart(self, delay: float) -> bool:
