@@ -21,7 +21,8 @@ def test_run_output_and_exit_codes(berth: Cli) -> None:
     assert r.returncode == 127 and "executable file not found" in r.stderr
     r = berth("run", "--rm", "busybox", "/etc/passwd")
     assert r.returncode == 126
-    assert berth("run", "--rm", "busybox", "sh", "-c", "sleep 9 & kill -9 $!; wait $!").returncode == 137
+    killed = berth("run", "--rm", "busybox", "sh", "-c", "sleep 9 & kill -9 $!; wait $!")
+    assert killed.returncode == 137
 
 
 @pytest.mark.parametrize("args, message", [
