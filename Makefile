@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,net,remote]'
+	@# byte-compile once: the CLI's start time must not pay for compiling sources
+	$(BIN)/python -m compileall -q sdk >/dev/null
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -19,7 +19,7 @@ def _create(opts: dict[str, Any], args: list[str], *, detach: bool) -> tuple[Any
         raise UsageError(f'invalid pull option: "{pull}": must be one of "always", '
                          '"missing" or "never"')
     eng = engine()
-    eng.containers._ensure_image(image, pull)
+    eng.image_store.ensure_local(image, pull)
     doc = eng.container_store.create(image, command, detach=detach, **kwargs)
     if opts.get("cidfile"):
         _write_cidfile(opts["cidfile"], doc["Id"])

@@ -171,6 +171,20 @@ class ImageService:
             raise ImageNotFound(f"No such image: {ref}")
         return str(row["image_id"])
 
+    def ensure_local(self, ref: str, pull: str = "missing") -> str:
+        """The image ID for ``ref``; ``pull`` is docker's missing|always|never."""
+        if pull not in ("always", "missing", "never"):
+            raise InvalidArgument(f'invalid pull option: "{pull}": must be one of "always", '
+                                  '"missing" or "never"')
+        try:
+            return self.resolve(ref)
+        except ImageNotFound:
+            if pull == "never":
+                raise
+            raise ImageNotFound(
+                f"Unable to find image '{ref}' locally (pulling from registries arrives "
+                "with images over the wire; use `berth import` or `berth load`)") from None
+
     def config(self, image_id: str) -> dict[str, Any]:
         return json.loads(self.content.read_bytes(image_id))
 

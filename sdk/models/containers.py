@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdk.containers.service import public
-from sdk.errors import ContainerError, ImageNotFound
+from sdk.errors import ContainerError
 from sdk.models.filters import CONTAINER_FILTERS, container_matches, normalize
 from sdk.models.resource import Collection, Model
 
@@ -152,14 +152,7 @@ class ContainerCollection(Collection):
         return self.prepare_model(public(doc))
 
     def _ensure_image(self, image: str, pull: str) -> None:
-        try:
-            self.engine.image_store.resolve(image)
-        except ImageNotFound:
-            if pull == "never":
-                raise
-            raise ImageNotFound(
-                f"Unable to find image '{image}' locally (pulling from registries arrives "
-                "with images over the wire; use `berth import` or `berth load`)") from None
+        self.engine.image_store.ensure_local(image, pull)
 
     def run(self, image: str, command: str | list[str] | None = None,
             stdout: bool = True, stderr: bool = False, remove: bool = False,

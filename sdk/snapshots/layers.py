@@ -17,11 +17,13 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
-from sdk.diff.apply import ApplyResult, apply_layer
 from sdk.errors import NotFound, RuntimeFailure
 from sdk.runtime.spec import Rootfs
+
+if TYPE_CHECKING:   # tarfile & co. stay off the container start path
+    from sdk.diff.apply import ApplyResult
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
@@ -116,6 +118,8 @@ class LayerStore:
         return (self._dir(chain) / "size").exists()
 
     def create(self, chain: str, parent: str | None, stream: BinaryIO) -> ApplyResult:
+        from sdk.diff.apply import apply_layer
+
         self.base.mkdir(parents=True, exist_ok=True)
         tmp = self.base / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
         content = tmp / ("diff" if self.driver == "overlay" else "fs")
