@@ -65,7 +65,6 @@ class Engine:
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
-            del self.__dict__["db"]
 
     # ---- storage --------------------------------------------------------------------
     @cached_property

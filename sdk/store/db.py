@@ -80,15 +80,29 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        new = not path.exists()
-        self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None,
-                                    check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=60000")
-        if new or self._version() != SCHEMA_VERSION:
-            self._migrate()
+        self._conn: sqlite3.Connection | None = None
+        self.conn   # noqa: B018 - open now: create the schema on first use
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection, (re)opened on demand.
+
+        Never carry an open connection across fork(): SQLite keeps lock state in
+        process memory, and a child that inherits it corrupts its view of the WAL.
+        Callers that fork ``close()`` first; the next use reconnects.
+        """
+        if self._conn is None:
+            new = not self.path.exists()
+            conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._conn = conn
+            if new or self._version() != SCHEMA_VERSION:
+                self._migrate()
+        return self._conn
 
     def _version(self) -> int:
         try:
@@ -127,7 +141,9 @@ class Database:
         return self.conn.execute(sql, args).fetchone()
 
     def close(self) -> None:
-        self.conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def dumps(doc: Any) -> str:

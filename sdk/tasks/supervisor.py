@@ -505,6 +505,7 @@ def spawn_detached(engine: Engine, cid: str) -> None:
     opens its own database connection: nothing from this process's sqlite handle is
     used across the fork.
     """
+    engine.db.close()     # no sqlite state may cross the fork (see Database.conn)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:   # intermediate
@@ -542,9 +543,14 @@ def _error_from(message: dict[str, Any]) -> SdkError:
 
 def _supervisor_main(parent_engine: Engine, cid: str, ready_fd: int) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0, 1):
         os.dup2(devnull, fd)
     os.close(devnull)
+    # the supervisor's own stderr goes to a file beside the container's log
+    err = os.open(parent_engine.container_store.dir(cid) / "supervisor.log",
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(err, 2)
+    os.close(err)
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     engine = parent_engine.reopen()
@@ -567,11 +573,7 @@ def _supervisor_main(parent_engine: Engine, cid: str, ready_fd: int) -> None:
     except BaseException:  # noqa: BLE001 - leave a trace, never an unsupervised container
         import traceback
 
-        cdir = engine.container_store.dir(cid)
-        try:
-            (cdir / "supervisor.log").write_text(traceback.format_exc())
-        except OSError:
-            pass
+        traceback.print_exc()
         if sup.run is not None:
             try:
                 sup.run.cgroup.kill_all()

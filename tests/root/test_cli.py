@@ -160,3 +160,37 @@ def test_parallel_create_same_name(berth: Cli) -> None:
                                                 "true"), range(8)))
     assert sorted(r.returncode for r in results) == [0] + [125] * 7
     assert len(berth("ps", "-aq").stdout.split()) == 1
+
+
+def test_detached_exit_is_recorded_after_cli_exits(berth: Cli) -> None:
+    """The supervisor outlives the CLI and records the exit (no sqlite state crosses fork)."""
+    berth("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 0.3; exit 5")
+    assert berth("wait", "short").stdout == "5\n"
+    assert berth("inspect", "-f", "{{.State.Status}} {{.State.Error}}", "short").stdout \
+        == "exited \n"
+
+
+def test_attach_and_interactive_stdin(berth: Cli) -> None:
+    berth("run", "-d", "-i", "--name", "cat", "busybox", "sh", "-c", "read x; echo got $x")
+    r = berth("attach", "cat", input=b"hello\n")
+    assert r.stdout == "got hello\n" and r.returncode == 0
+    assert berth("logs", "cat").stdout == "got hello\n"
+
+
+def test_tty_run_and_exec(berth: Cli) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("script") is None:
+        pytest.skip("script(1) is needed to provide a terminal")
+    from .conftest import BERTH
+
+    cmd = f"{BERTH} run -it --rm busybox sh -c 'tty; echo $TERM'"
+    out = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                         env=berth.env, timeout=30).stdout
+    assert "/dev/pts/0" in out and "xterm" in out
+    berth("run", "-d", "-t", "--name", "ttybox", "busybox", "sleep", "30")
+    cmd = f"{BERTH} exec -it ttybox sh -c 'tty; exit 4'"
+    proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                          text=True, env=berth.env, timeout=30)
+    assert "/dev/pts/" in proc.stdout and proc.returncode == 4
