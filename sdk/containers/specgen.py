@@ -234,7 +234,7 @@ def build_spec(doc: Mapping[str, Any], *, volumes: VolumeService,
         user=cfg.get("User") or "", additional_groups=tuple(host.get("GroupAdd") or ()),
         terminal=bool(cfg.get("Tty")), capabilities=_capabilities(host),
         no_new_privileges=nnp, rlimits=_rlimits(host, daemon_ulimits or {}),
-        oom_score_adj=host.get("OomScoreAdj") or None)
+        oom_score_adj=host.get("OomScoreAdj") or None, seccomp=_seccomp_enabled(sec))
     user_devices, user_rules = _user_devices(host)
     return RuntimeSpec(
         id=doc["Id"], rootfs=rootfs_from(doc), process=process, hostname=hostname,
@@ -247,6 +247,17 @@ def build_spec(doc: Mapping[str, Any], *, volumes: VolumeService,
         cgroup_parent=(host.get("CgroupParent") or "berth").strip("/"),
         resources=resources_of(host), privileged=privileged,
         sysctls=tuple((host.get("Sysctls") or {}).items()))
+
+
+def _seccomp_enabled(security_opt: Sequence[str]) -> bool:
+    for opt in security_opt:
+        key, _, value = opt.replace("=", ":", 1).partition(":")
+        if key == "seccomp":
+            if value == "unconfined":
+                return False
+            raise InvalidArgument(f"--security-opt {opt}: custom seccomp profiles are not "
+                                  "supported yet (use the default or seccomp=unconfined)")
+    return True
 
 
 def _replace(ns: Namespaces, **changes: Any) -> Namespaces:

@@ -7,11 +7,20 @@ handle kernel errors uniformly.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    try:   # glibc's soname; find_library would spawn ldconfig on every CLI start
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes import util
+
+        return ctypes.CDLL(util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+libc = _load_libc()
 libc.syscall.restype = ctypes.c_long
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                        ctypes.c_char_p]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sdk.errors import CommandNotExecutable, CommandNotFound, RuntimeFailure, SdkError
-from sdk.runtime import linux
+from sdk.runtime import linux, seccomp
 from sdk.runtime.cgroups import CgroupMode, detect_mode
 from sdk.runtime.defaults import CAP_NUMBERS, DEFAULT_PATH, DEV_SYMLINKS
 from sdk.runtime.spec import Mount, NamespaceMode, Process, RuntimeSpec
@@ -155,6 +155,7 @@ def apply_process(process: Process, *, privileged: bool, stdio_fds: tuple[int, i
     for name in process.capabilities:
         if name in CAP_NUMBERS:
             caps |= 1 << CAP_NUMBERS[name]
+    caps &= _permitted()      # never ask for more than the engine itself holds
     for cap in range(linux.last_cap() + 1):
         if not caps & (1 << cap):
             try:
@@ -163,6 +164,9 @@ def apply_process(process: Process, *, privileged: bool, stdio_fds: tuple[int, i
                 pass
     if process.no_new_privileges:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    if process.seccomp and not privileged and seccomp.supported():
+        # while we still hold CAP_SYS_ADMIN, so no_new_privs is not required
+        seccomp.install(seccomp.build(frozenset(process.capabilities)))
     linux.prctl(linux.PR_SET_KEEPCAPS, 1)
     os.setgroups(list(user.groups))
     os.setresgid(user.gid, user.gid, user.gid)
@@ -174,6 +178,14 @@ def apply_process(process: Process, *, privileged: bool, stdio_fds: tuple[int, i
         pass
     linux.close_range(3, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
     return executable, env
+
+
+def _permitted() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapPrm:"):
+                return int(line.split()[1], 16)
+    return (1 << 64) - 1
 
 
 def do_exec(executable: str, args: tuple[str, ...], env: list[str]) -> None:

@@ -155,6 +155,7 @@ class Process:
     rlimits: tuple[Rlimit, ...] = ()
     oom_score_adj: int | None = None
     selinux_label: str = ""
+    seccomp: bool = True      # Docker's default filter; off for --privileged/unconfined
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,3 +256,27 @@ def test_name_conflict(engine: Engine, busybox: str) -> None:
     with pytest.raises(Conflict, match="already in use"):
         engine.containers.create("busybox", "true", name="twin")
     assert len(engine.containers.list(all=True)) == 1
+
+
+def test_seccomp_blocks_namespace_and_mount_syscalls(engine: Engine, busybox: str) -> None:
+    script = ("grep Seccomp: /proc/self/status | tr -d '\\t'; unshare -n true && echo unshared; "
+              "mount -t tmpfs t /tmp && echo mounted; exit 0")
+    out = engine.containers.run("busybox", ["sh", "-c", script], remove=True)
+    assert out == b"Seccomp:2\n"
+    out = engine.containers.run("busybox", ["sh", "-c", script], remove=True,
+                                security_opt=["seccomp=unconfined"], cap_add=["SYS_ADMIN"])
+    assert out == b"Seccomp:0\nunshared\nmounted\n"
+    with pytest.raises(InvalidArgument, match="custom seccomp profiles"):
+        engine.containers.run("busybox", ["true"], remove=True,
+                              security_opt=["seccomp=/tmp/profile.json"])
+
+
+def test_masked_and_readonly_paths(engine: Engine, busybox: str) -> None:
+    out = engine.containers.run("busybox", ["sh", "-c",
+                                            "cat /proc/kcore | wc -c; ls /proc/acpi | wc -l; "
+                                            "echo 1 > /proc/sys/kernel/domainname || echo ro"],
+                                remove=True)
+    assert out.split() == [b"0", b"0", b"ro"]
+    out = engine.containers.run("busybox", ["sh", "-c", "touch /x || echo rofs"], remove=True,
+                                read_only=True)
+    assert out == b"rofs\n"
