@@ -56,10 +56,10 @@ def _one_of(*choices: str) -> Validator:
 
 
 def _size(v: Any) -> str | None:
-    from sdk._internal.units import parse_bytes
+    from sdk._internal.units import parse_size_decimal
 
     try:
-        parse_bytes(str(v))
+        parse_size_decimal(str(v))
     except Exception:   # noqa: BLE001 - any parse failure is the same message
         return "must be a size like 64m"
     return None

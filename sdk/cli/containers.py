@@ -338,7 +338,7 @@ def cmd_top(argv: list[str]) -> int:
     from sdk.cli.table import render_table
 
     result = engine().tasks.top(args[0], " ".join(args[1:]) or "-ef")
-    sys.stdout.write(render_table(result["Titles"], result["Processes"]))
+    sys.stdout.write(render_table(result["Titles"], result["Processes"], minwidth=20))
     return 0
 
 

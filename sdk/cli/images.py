@@ -53,7 +53,7 @@ def cmd_images(argv: list[str]) -> int:
                 human_duration(now - created) + " ago" if created else "N/A",
                 "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
                                            time.gmtime(created)),
-                "Size": human_size(attrs["Size"]), "Containers": "N/A"}
+                "Size": human_size(attrs["Size"], precision=3), "Containers": "N/A"}
         tags = attrs["RepoTags"] or ["<none>:<none>"]
         for tag in tags:
             repo, _, tagname = tag.rpartition(":")
@@ -164,7 +164,7 @@ def cmd_history(argv: list[str]) -> int:
             created_by = created_by[:44] + "…"
         rows.append({"ID": image_id, "CreatedSince": human_duration(now - entry["Created"])
                      + " ago" if opts["human"] else str(entry["Created"]),
-                     "CreatedBy": created_by, "Size": human_size(entry["Size"])
+                     "CreatedBy": created_by, "Size": human_size(entry["Size"], precision=3)
                      if opts["human"] else str(entry["Size"]), "Comment": entry["Comment"]})
     if opts["quiet"]:
         for r in rows:

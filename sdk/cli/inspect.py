@@ -67,7 +67,7 @@ def print_docs(docs: list[dict[str, Any]], fmt: str | None) -> None:
     if fmt:
         from sdk.cli import template
 
-        tmpl = template.compile_template(fmt)
+        tmpl = template.compile_template(fmt, missing_key="error")
         for doc in docs:
             sys.stdout.write(template.render(tmpl, doc) + "\n")
         return

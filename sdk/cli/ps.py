@@ -105,7 +105,8 @@ def cmd_ps(argv: list[str]) -> int:
             rw = eng.layer_store.container_size(d["Id"])
             virtual = rw + (eng.image_store.inspect(d["Image"])["Size"]
                             if eng.image_store.exists(d["Image"]) else 0)
-            sizes[d["Id"]] = f"{human_size(rw)} (virtual {human_size(virtual)})"
+            sizes[d["Id"]] = (f"{human_size(rw, precision=3)} "
+                              f"(virtual {human_size(virtual, precision=3)})")
     rows = [row(d, now, trunc=trunc, size=sizes.get(d["Id"])) for d in selected]
     default = DEFAULT + ("\t{{.Size}}" if opts["size"] else "")
     fmt = opts["format"] or ""

@@ -37,7 +37,8 @@ def _row(doc: dict[str, Any], prev: dict[str, Any], cur: dict[str, Any],
             "MemUsage": f"{bytes_size(usage)} / {bytes_size(limit)}",
             "MemPerc": f"{usage * 100 / limit:.2f}%" if limit else "0.00%",
             "NetIO": "0B / 0B",
-            "BlockIO": f"{human_size(blk.get('read', 0))} / {human_size(blk.get('write', 0))}",
+            "BlockIO": f"{human_size(blk.get('read', 0), precision=3)} / "
+                       f"{human_size(blk.get('write', 0), precision=3)}",
             "PIDs": str(cur.get("pids_stats", {}).get("current", 0))}
 
 

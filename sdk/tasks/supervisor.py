@@ -52,7 +52,7 @@ class Running:
 
 
 def _log_writer(engine: Engine, doc: dict[str, Any]) -> JsonFileWriter | None:
-    from sdk._internal.units import parse_bytes
+    from sdk._internal.units import parse_size_decimal
     from sdk.tasks.logs import JsonFileWriter
 
     log_cfg = doc["HostConfig"].get("LogConfig") or {}
@@ -60,7 +60,8 @@ def _log_writer(engine: Engine, doc: dict[str, Any]) -> JsonFileWriter | None:
         return None
     opts = dict(engine.config.log_opts or {})
     opts.update(log_cfg.get("Config") or {})
-    max_size = parse_bytes(opts["max-size"]) if opts.get("max-size") else 0
+    # json-file's max-size counts in 1000s like docker (FromHumanSize): 10m = 10,000,000
+    max_size = parse_size_decimal(opts["max-size"]) if opts.get("max-size") else 0
     max_file = int(opts.get("max-file", "1"))
     compress = str(opts.get("compress", "false")).lower() == "true"
     return JsonFileWriter(doc["LogPath"], max_size=max_size, max_file=max_file,

@@ -30,7 +30,7 @@ def test_entrypoint_resets_image_cmd() -> None:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"mem_limit": "12q"}, "invalid size"),
+    ({"mem_limit": "12q"}, "invalid suffix"),
     ({"mem_limit": "1m"}, "Minimum memory limit"),
     ({"mem_limit": "64m", "memswap_limit": "32m"}, "memoryswap"),
     ({"nano_cpus": -1}, "cpus"),
