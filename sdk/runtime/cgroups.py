@@ -1,346 +1,277 @@
 """Container cgroups on v1, v2 and hybrid hosts, with Docker's flag semantics.
 
-Hybrid hosts (v1 controllers plus an empty cgroup2 at /sys/fs/cgroup/unified) get a
-directory in every v1 hierarchy *and* in the unified one: controllers enforce limits
-on v1, while the unified dir tracks every process and offers ``cgroup.kill``.
+A container cgroup is one relative path (``berth/<id>``) created in every hierarchy:
+
+* v2: one directory; the controllers it needs are enabled in ``cgroup.subtree_control``
+  of each ancestor that may have them (never in one holding processes, which the
+  "no internal processes" rule forbids; the root is exempt).
+* v1: one directory per mounted hierarchy, ``name=systemd`` included, so a process is
+  fully placed; new cpuset directories get the parent's cpus/mems before anything can
+  join them.
+* hybrid: the v1 directories enforce the limits and a directory in the (controller-less)
+  unified hierarchy tracks every process: ``populated`` and ``cgroup.kill`` come from
+  there.
+
+The pieces live in small modules: ``cgroups_fs`` (finding hierarchies, file I/O),
+``cgroups_limits`` (Docker flags -> knob writes), ``cgroups_devices`` (device rules and
+the v2 eBPF filter), ``cgroups_stats``.
 """
 
 from __future__ import annotations
 
-import math
+import errno
 import os
 import signal
 import time
 from collections.abc import Container, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from functools import lru_cache
 
-from sdk.errors import InvalidArgument, RuntimeFailure
-from sdk.runtime.spec import DeviceRule, Resources, ThrottleDevice
+from sdk.errors import Conflict, InvalidArgument, RuntimeFailure, SdkError
+from sdk.runtime import cgroups_devices as devices
+from sdk.runtime import cgroups_fs as fs
+from sdk.runtime import cgroups_limits as limits
+from sdk.runtime import cgroups_stats as stats
+from sdk.runtime.cgroups_fs import ROOT, CgroupMode, Layout
+from sdk.runtime.cgroups_limits import Knob, shares_to_weight
+from sdk.runtime.cgroups_stats import CgroupStats
+from sdk.runtime.spec import DeviceRule, Resources
 
-ROOT = "/sys/fs/cgroup"
+__all__ = ["CgroupMode", "CgroupStats", "Cgroup", "detect_mode", "cleanup_stale",
+           "shares_to_weight"]
 
-
-class CgroupMode(StrEnum):
-    V1 = "v1"
-    V2 = "v2"
-    HYBRID = "hybrid"
-
-
-@lru_cache(maxsize=4)
-def _mounts(root: str) -> tuple[tuple[str, str, frozenset[str]], ...]:
-    """(mountpoint, fstype, options) of cgroup filesystems under ``root``."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            parts = left.split()
-            fstype, _src, superopts = right.split()[:3]
-            mountpoint = parts[4]
-            if fstype in ("cgroup", "cgroup2") and (mountpoint == root or
-                                                    mountpoint.startswith(root + "/")):
-                out.append((mountpoint, fstype, frozenset(superopts.split(","))))
-    return tuple(out)
+V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
+FREEZE_TIMEOUT = 5.0
+RMDIR_TIMEOUT = 2.0
+# errnos meaning "the value is wrong" rather than "the kernel could not do it"
+_BAD_VALUE = {errno.EINVAL, errno.ERANGE, errno.EOVERFLOW, errno.ENODEV}
 
 
 def detect_mode(root: str = ROOT) -> CgroupMode:
-    mounts = _mounts(root)
-    if any(mp == root and fs == "cgroup2" for mp, fs, _ in mounts):
-        return CgroupMode.V2
-    if any(fs == "cgroup2" for _, fs, _ in mounts):
-        return CgroupMode.HYBRID
-    return CgroupMode.V1
+    """v2 (cgroup2 at root), v1, or hybrid (v1 controllers plus a cgroup2 below root)."""
+    return fs.discover(root).mode
 
 
-@lru_cache(maxsize=4)
-def _layout(root: str) -> tuple[CgroupMode, dict[str, str], str]:
-    """mode, v1 controller -> mountpoint, and the cgroup2 mountpoint ('' if none)."""
-    mode = detect_mode(root)
-    v1: dict[str, str] = {}
-    unified = ""
-    for mp, fs, opts in _mounts(root):
-        if fs == "cgroup2":
-            unified = mp
-            continue
-        for opt in opts:
-            if opt in ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
-                       "pids", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma",
-                       "misc") or opt == "name=systemd":
-                v1[opt] = mp
-    return mode, v1, unified
-
-
-@dataclass(frozen=True, slots=True)
-class CgroupStats:
-    cpu_usage_ns: int
-    cpu_user_ns: int
-    cpu_system_ns: int
-    online_cpus: int
-    memory_usage: int
-    memory_limit: int
-    memory_cache: int
-    pids_current: int
-    pids_limit: int
-    blkio_read_bytes: int
-    blkio_write_bytes: int
-
-
-def shares_to_weight(shares: int) -> int:
-    """cpu.shares (2..262144) -> cpu.weight (1..10000), the log-quadratic fit where
-    the default 1024 maps to the default 100 (runc/moby since 2025)."""
-    if shares <= 0:
-        return 0
-    if shares <= 2:
-        return 1
-    if shares >= 262144:
-        return 10000
-    log = math.log2(shares)
-    return int(math.ceil(10 ** ((log * log + 125 * log) / 612.0 - 7.0 / 34.0)))
-
-
-def _host_memory() -> int:
-    with open("/proc/meminfo") as f:
-        return int(f.readline().split()[1]) * 1024
-
-
-def _write(path: str, value: str) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise InvalidArgument(f"{os.path.basename(path)} is not supported by this kernel "
-                              f"(no {path})") from None
-    try:
-        os.write(fd, value.encode())
-    except OSError as exc:
-        raise InvalidArgument(f"cannot set {os.path.basename(path)} to {value.strip()!r}: "
-                              f"{exc.strerror}") from None
-    finally:
-        os.close(fd)
-
-
-def _read(path: str, default: str = "") -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return default
-
-
-def _throttle_lines(devices: Sequence[ThrottleDevice]) -> list[str]:
-    return [f"{d.major}:{d.minor} {d.rate}" for d in devices]
+def _clean_path(path: str) -> str:
+    parts = path.strip("/").split("/")
+    if not path.strip("/") or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise InvalidArgument(f"invalid cgroup path {path!r}: want relative names such as "
+                              "'berth/<container id>'")
+    return "/".join(parts)
 
 
 class Cgroup:
-    def __init__(self, path: str, root: str = ROOT) -> None:
-        self.path = path.strip("/")
-        self.root = root
-        self.mode, self.v1, self.unified = _layout(root)
+    """One container's cgroup in every hierarchy of a root."""
 
+    path: str
+    mode: CgroupMode
+
+    def __init__(self, path: str, *, root: str = ROOT) -> None:
+        self.path = _clean_path(path)
+        self._layout: Layout = fs.discover(root)
+        self.mode = self._layout.mode
+        self._dirs = [f"{h}/{self.path}" for h in self._layout.hierarchies()]
+
+    def __repr__(self) -> str:
+        return f"Cgroup({self.path!r}, mode={self.mode}, root={self._layout.root!r})"
+
+    # ---- where things are ---------------------------------------------------------------
     def _dir(self, controller: str) -> str:
+        """This cgroup's dir for ``controller`` ("" when no hierarchy has it)."""
         if self.mode == CgroupMode.V2:
-            return f"{self.root}/{self.path}"
-        return f"{self.v1[controller]}/{self.path}" if controller in self.v1 else ""
+            return self._dirs[0]
+        mount = self._layout.v1.get(controller)
+        return f"{mount}/{self.path}" if mount else ""
 
-    def dirs(self) -> list[str]:
-        if self.mode == CgroupMode.V2:
-            return [f"{self.root}/{self.path}"]
-        out = sorted({f"{mp}/{self.path}" for mp in self.v1.values()})
-        if self.unified:
-            out.append(f"{self.unified}/{self.path}")
-        return out
+    def _track_dir(self) -> str:
+        """The dir that sees every process: the cgroup2 one, else a v1 one."""
+        if self._layout.unified:
+            return f"{self._layout.unified}/{self.path}"
+        for ctl in ("freezer", "pids", "memory", "cpu", "name=systemd"):
+            if d := self._dir(ctl):
+                return d
+        return self._dirs[0]
 
-    # ---- lifecycle ------------------------------------------------------------------
+    def _exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self._dirs)
+
+    # ---- lifecycle ----------------------------------------------------------------------
     @classmethod
     def create(cls, path: str, resources: Resources, device_rules: Sequence[DeviceRule] = (),
                *, root: str = ROOT) -> Cgroup:
-        cg = cls(path, root)
-        try:
-            if cg.mode == CgroupMode.V2:
-                cg._enable_v2_controllers()
-            for d in cg.dirs():
-                cg._mkdir(d)
-            cg.update(resources)
-            cg._devices(device_rules)
-        except BaseException:
+        """Create the cgroup everywhere and apply limits and device rules.
+
+        Nothing is left behind on failure: every directory this call made is removed
+        before the error (InvalidArgument for values, RuntimeFailure for the kernel)
+        propagates.  A leftover empty cgroup of the same path (a crash) is replaced.
+        """
+        cg = cls(path, root=root)
+        limits.validate(resources, initial=True)
+        devices.validate_rules(device_rules)
+        if cg._exists():
+            if cg.populated():
+                raise Conflict(f"cgroup {cg.path} already exists and has processes "
+                               f"{cg.procs()[:8]}")
             cg.remove()
+        created: list[str] = []
+        try:
+            for hierarchy in cg._layout.hierarchies():
+                cg._make_path(hierarchy, created)
+            cg._apply(cg._plan(resources, initial=True))
+            cg._apply_devices(device_rules)
+        except BaseException:
+            for d in reversed(created):
+                try:
+                    fs.remove_dir(d)
+                except OSError:
+                    pass            # an intermediate another container started using
             raise
         return cg
 
     @classmethod
     def open(cls, path: str, *, root: str = ROOT) -> Cgroup:
-        return cls(path, root)
+        """An existing cgroup (exec, stats, cleanup); a missing one reads as empty."""
+        return cls(path, root=root)
 
-    def _mkdir(self, d: str) -> None:
-        parts = d[len(self.root):].strip("/").split("/")
-        current = self.root
-        for part in parts:
-            parent = current
-            current = f"{current}/{part}"
-            if os.path.isdir(current):
-                continue
+    def _make_path(self, hierarchy: str, created: list[str]) -> None:
+        current = hierarchy
+        cpuset = self.mode != CgroupMode.V2 and self._layout.v1.get("cpuset") == hierarchy
+        for part in self.path.split("/"):
+            if self.mode == CgroupMode.V2:
+                self._delegate(current)
+            parent, current = current, f"{current}/{part}"
             try:
-                os.mkdir(current)
+                fs.make_dir(current)
+                created.append(current)
             except FileExistsError:
-                continue
-            # v1 cpuset needs cpus/mems before any task can join: copy the parent's
-            if os.path.exists(f"{current}/cpuset.cpus") and "cpuset" in self.v1 and \
-                    current.startswith(self.v1["cpuset"]):
-                for knob in ("cpuset.cpus", "cpuset.mems"):
-                    if not _read(f"{current}/{knob}").strip():
-                        _write(f"{current}/{knob}", _read(f"{parent}/{knob}").strip())
-
-    def _enable_v2_controllers(self) -> None:
-        available = set(_read(f"{self.root}/cgroup.controllers").split())
-        wanted = " ".join("+" + c for c in ("cpu", "cpuset", "io", "memory", "pids")
-                          if c in available)
-        current = self.root
-        for part in self.path.split("/")[:-1]:
-            try:
-                _write(f"{current}/cgroup.subtree_control", wanted)
-            except InvalidArgument:
                 pass
-            current = f"{current}/{part}"
-            os.makedirs(current, exist_ok=True)
-        try:
-            _write(f"{current}/cgroup.subtree_control", wanted)
-        except InvalidArgument:
-            pass
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot create cgroup {current}: {exc.strerror}") \
+                    from None
+            if cpuset:
+                self._seed_cpuset(parent, current)
+
+    @staticmethod
+    def _seed_cpuset(parent: str, d: str) -> None:
+        """v1 cpuset dirs start with empty cpus/mems, and nothing can join those."""
+        for knob in ("cpuset.cpus", "cpuset.mems"):
+            if fs.read(f"{d}/{knob}").strip():
+                continue
+            value = fs.read(f"{parent}/{knob}").strip()
+            try:
+                fs.write(f"{d}/{knob}", value)
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot copy {knob} {value!r} from {parent} to {d}: "
+                                     f"{exc.strerror}") from None
+
+    def _delegate(self, d: str) -> None:
+        """Enable our controllers below ``d`` (v2), where the kernel lets us."""
+        if d != self._layout.unified and fs.read(f"{d}/cgroup.procs").strip():
+            return                  # "no internal processes": a knob error says what's missing
+        available = fs.read(f"{d}/cgroup.controllers").split()
+        enabled = fs.read(f"{d}/cgroup.subtree_control").split()
+        for ctl in V2_CONTROLLERS:
+            if ctl in available and ctl not in enabled:
+                try:
+                    fs.write(f"{d}/cgroup.subtree_control", f"+{ctl}")
+                except OSError:
+                    pass            # likewise reported by the first knob that needs it
 
     def add(self, pid: int) -> None:
-        for d in self.dirs():
+        """Move ``pid`` into the cgroup in every hierarchy."""
+        for d in self._dirs:
             try:
-                _write(f"{d}/cgroup.procs", str(pid))
-            except InvalidArgument as exc:
-                raise RuntimeFailure(f"joining cgroup {d}: {exc}") from None
+                fs.write(f"{d}/cgroup.procs", str(pid))
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot move process {pid} into cgroup {d}: "
+                                     f"{exc.strerror}") from None
 
     def procs(self) -> list[int]:
-        d = f"{self.unified}/{self.path}" if self.unified and self.mode == CgroupMode.HYBRID \
-            else (self._dir("pids") or self._dir("memory") or self.dirs()[0])
-        return [int(p) for p in _read(f"{d}/cgroup.procs").split()]
+        """Every process in the cgroup and its sub-cgroups."""
+        found: set[int] = set()
+        for dirpath, _dirs, _files in os.walk(self._track_dir()):
+            found.update(int(p) for p in fs.read(f"{dirpath}/cgroup.procs").split()
+                         if p.isdigit())
+        return sorted(found)
 
     def populated(self) -> bool:
+        if self._layout.unified:
+            events = fs.keyed(fs.read(f"{self._track_dir()}/cgroup.events"))
+            if "populated" in events:
+                return events["populated"] == "1"
         return bool(self.procs())
 
-    # ---- limits ---------------------------------------------------------------------
-    def update(self, r: Resources) -> None:
+    # ---- limits -------------------------------------------------------------------------
+    def update(self, resources: Resources) -> None:
+        """``docker update``: apply the non-zero fields of ``resources`` in place."""
+        if not self._exists():
+            raise RuntimeFailure(f"cannot update cgroup {self.path}: it does not exist")
+        limits.validate(resources, initial=False)
+        self._apply(self._plan(resources, initial=False))
+
+    def _plan(self, resources: Resources, *, initial: bool) -> list[Knob]:
+        reader = _Reader(self)
         if self.mode == CgroupMode.V2:
-            self._update_v2(r)
-        else:
-            self._update_v1(r)
+            return limits.plan_v2(resources, reader, initial=initial)
+        return limits.plan_v1(resources, reader, initial=initial)
 
-    def _update_v1(self, r: Resources) -> None:
-        mem = self._dir("memory")
-        if mem:
-            if r.memory:
-                _write(f"{mem}/memory.limit_in_bytes", str(r.memory))
-                memsw = f"{mem}/memory.memsw.limit_in_bytes"
-                if os.path.exists(memsw):
-                    swap = r.memory * 2 if r.memory_swap == 0 else r.memory_swap
-                    _write(memsw, str(swap if swap > 0 else -1))
-            if r.memory_reservation:
-                _write(f"{mem}/memory.soft_limit_in_bytes", str(r.memory_reservation))
-            if r.oom_kill_disable:
-                _write(f"{mem}/memory.oom_control", "1")
-        cpu = self._dir("cpu")
-        if cpu:
-            if r.cpu_shares:
-                _write(f"{cpu}/cpu.shares", str(r.cpu_shares))
-            period, quota = r.cpu_period, r.cpu_quota
-            if r.nano_cpus:
-                period = 100000
-                quota = r.nano_cpus * period // 1_000_000_000
-            if period:
-                _write(f"{cpu}/cpu.cfs_period_us", str(period))
-            if quota:
-                _write(f"{cpu}/cpu.cfs_quota_us", str(quota))
-        cs = self._dir("cpuset")
-        if cs:
-            if r.cpuset_cpus:
-                self._cpuset(f"{cs}/cpuset.cpus", r.cpuset_cpus, "cpuset-cpus")
-            if r.cpuset_mems:
-                self._cpuset(f"{cs}/cpuset.mems", r.cpuset_mems, "cpuset-mems")
-        pids = self._dir("pids")
-        if pids and r.pids_limit:
-            _write(f"{pids}/pids.max", str(r.pids_limit) if r.pids_limit > 0 else "max")
-        blk = self._dir("blkio")
-        if blk:
-            if r.blkio_weight:
-                for name in ("blkio.weight", "blkio.bfq.weight"):
-                    if os.path.exists(f"{blk}/{name}"):
-                        _write(f"{blk}/{name}", str(r.blkio_weight))
-                        break
-                else:
-                    raise InvalidArgument("--blkio-weight is not supported here: the "
-                                          "kernel's block IO scheduler has no weight knob")
-            for knob, devs in (("read_bps_device", r.device_read_bps),
-                               ("write_bps_device", r.device_write_bps),
-                               ("read_iops_device", r.device_read_iops),
-                               ("write_iops_device", r.device_write_iops)):
-                for line in _throttle_lines(devs):
-                    _write(f"{blk}/blkio.throttle.{knob}", line)
+    def _apply(self, knobs: Sequence[Knob]) -> None:
+        for knob in knobs:
+            d = self._dir(knob.controller)
+            if not d:
+                raise InvalidArgument(f"{knob.flag} needs the {knob.controller} cgroup "
+                                      f"controller, which is not mounted under "
+                                      f"{self._layout.root}")
+            try:
+                fs.write(f"{d}/{knob.file}", knob.value)
+            except OSError as exc:
+                raise self._knob_error(knob, d, exc) from None
 
-    def _cpuset(self, path: str, value: str, flag: str) -> None:
-        parent = _read(os.path.join(os.path.dirname(os.path.dirname(path)),
-                                    os.path.basename(path))).strip()
-        try:
-            _write(path, value)
-        except InvalidArgument:
-            raise InvalidArgument(f"invalid --{flag} {value!r}: available are "
-                                  f"{parent or 'unknown'}") from None
-
-    def _update_v2(self, r: Resources) -> None:
-        d = self.dirs()[0]
-        if r.memory:
-            _write(f"{d}/memory.max", str(r.memory))
-            if os.path.exists(f"{d}/memory.swap.max"):
-                if r.memory_swap == -1:
-                    _write(f"{d}/memory.swap.max", "max")
-                else:
-                    swap = r.memory * 2 if r.memory_swap == 0 else r.memory_swap
-                    _write(f"{d}/memory.swap.max", str(max(swap - r.memory, 0)))
-        if r.memory_reservation:
-            _write(f"{d}/memory.low", str(r.memory_reservation))
-        if r.cpu_shares:
-            _write(f"{d}/cpu.weight", str(shares_to_weight(r.cpu_shares)))
-        period, quota = r.cpu_period or 100000, r.cpu_quota
-        if r.nano_cpus:
-            period = 100000
-            quota = r.nano_cpus * period // 1_000_000_000
-        if quota:
-            _write(f"{d}/cpu.max", f"{quota if quota > 0 else 'max'} {period}")
-        if r.cpuset_cpus:
-            self._cpuset(f"{d}/cpuset.cpus", r.cpuset_cpus, "cpuset-cpus")
-        if r.cpuset_mems:
-            self._cpuset(f"{d}/cpuset.mems", r.cpuset_mems, "cpuset-mems")
-        if r.pids_limit:
-            _write(f"{d}/pids.max", str(r.pids_limit) if r.pids_limit > 0 else "max")
-        if r.blkio_weight:
-            weight = 1 + (r.blkio_weight - 10) * 9999 // 990
-            if os.path.exists(f"{d}/io.bfq.weight"):
-                _write(f"{d}/io.bfq.weight", str(r.blkio_weight))
+    def _knob_error(self, knob: Knob, d: str, exc: OSError) -> SdkError:
+        where = f"{knob.file} in {d}"
+        if exc.errno == errno.ENOENT:
+            if self.mode == CgroupMode.V2:
+                have = fs.read(f"{d}/cgroup.controllers").split()
+                why = (f"the {knob.controller} controller is not enabled for this cgroup "
+                       f"(its parent delegates: {' '.join(have) or 'nothing'})")
             else:
-                _write(f"{d}/io.weight", f"default {weight}")
-        io_max: dict[str, dict[str, int]] = {}
-        for key, devs in (("rbps", r.device_read_bps), ("wbps", r.device_write_bps),
-                          ("riops", r.device_read_iops), ("wiops", r.device_write_iops)):
-            for dev in devs:
-                io_max.setdefault(f"{dev.major}:{dev.minor}", {})[key] = dev.rate
-        for dev, limits in io_max.items():
-            _write(f"{d}/io.max", dev + " " + " ".join(f"{k}={v}" for k, v in limits.items()))
+                why = "this kernel does not have that knob"
+            return InvalidArgument(f"cannot set {knob.flag}: there is no {where}: {why}")
+        kind = InvalidArgument if exc.errno in _BAD_VALUE else RuntimeFailure
+        return kind(f"cannot set {knob.flag}: the kernel refused {knob.value!r} for {where}: "
+                    f"{exc.strerror}")
 
-    def _devices(self, rules: Sequence[DeviceRule]) -> None:
-        d = self._dir("devices") if self.mode != CgroupMode.V2 else ""
-        if not d or not rules:
+    def _apply_devices(self, rules: Sequence[DeviceRule]) -> None:
+        if not rules:
             return
-        for rule in rules:
-            major = "*" if rule.major < 0 else str(rule.major)
-            minor = "*" if rule.minor < 0 else str(rule.minor)
-            line = "a" if rule.kind == "a" else f"{rule.kind} {major}:{minor} {rule.access}"
-            _write(f"{d}/devices.{'allow' if rule.allow else 'deny'}", line)
+        if self.mode == CgroupMode.V2:
+            devices.attach_device_filter(self._dirs[0], rules)
+            return
+        d = self._dir("devices")
+        if not d:
+            raise RuntimeFailure("device rules need the devices cgroup controller, which is "
+                                 f"not mounted under {self._layout.root}")
+        for file, line in devices.v1_writes(rules):
+            try:
+                fs.write(f"{d}/{file}", line)
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot apply device rule {line!r} ({file} in {d}): "
+                                     f"{exc.strerror}") from None
 
-    # ---- freezing and killing -------------------------------------------------------
+    # ---- freezing and killing -----------------------------------------------------------
+    def _freezer(self) -> tuple[str, str, str]:
+        """(file, frozen value, thawed value)."""
+        if self.mode == CgroupMode.V2:
+            return f"{self._dirs[0]}/cgroup.freeze", "1", "0"
+        d = self._dir("freezer")
+        if not d:
+            raise RuntimeFailure(f"cannot freeze {self.path}: no freezer cgroup hierarchy is "
+                                 f"mounted under {self._layout.root}")
+        return f"{d}/freezer.state", "FROZEN", "THAWED"
+
+    def _can_freeze(self) -> bool:
+        return self.mode == CgroupMode.V2 or bool(self._dir("freezer"))
+
     def freeze(self) -> None:
+        """Freeze every process and return once the kernel reports them frozen."""
         self._set_frozen(True)
 
     def thaw(self) -> None:
@@ -348,130 +279,186 @@ class Cgroup:
 
     def frozen(self) -> bool:
         if self.mode == CgroupMode.V2:
-            return "frozen 1" in _read(f"{self.dirs()[0]}/cgroup.events")
-        return _read(f"{self._dir('freezer')}/freezer.state").strip() == "FROZEN"
+            return fs.keyed(fs.read(f"{self._dirs[0]}/cgroup.events")).get("frozen") == "1"
+        d = self._dir("freezer")
+        return bool(d) and fs.read(f"{d}/freezer.state").strip() == "FROZEN"
 
-    def _set_frozen(self, frozen: bool) -> None:
-        if self.mode == CgroupMode.V2:
-            _write(f"{self.dirs()[0]}/cgroup.freeze", "1" if frozen else "0")
-        else:
-            _write(f"{self._dir('freezer')}/freezer.state", "FROZEN" if frozen else "THAWED")
-        deadline = time.monotonic() + 5
-        while self.frozen() != frozen and time.monotonic() < deadline:
-            time.sleep(0.001)
+    def _set_frozen(self, want: bool) -> None:
+        file, on, off = self._freezer()
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        delay = 0.0005
+        while True:
+            try:                    # rewriting retries tasks that slipped (v1 FREEZING)
+                fs.write(file, on if want else off)
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot {'freeze' if want else 'thaw'} cgroup "
+                                     f"{self.path} ({file}): {exc.strerror}") from None
+            for _ in range(10):
+                if self.frozen() == want:
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+            if time.monotonic() > deadline:
+                break
+        if want:
+            try:
+                fs.write(file, off)
+            except OSError:
+                pass
+        raise RuntimeFailure(f"cgroup {self.path} did not {'freeze' if want else 'thaw'} "
+                             f"within {FREEZE_TIMEOUT:g}s (a process may be stuck in "
+                             "uninterruptible sleep)")
 
     def kill_all(self, sig: int = signal.SIGKILL, *, timeout: float = 5.0) -> None:
-        kill_file = ""
-        if self.mode == CgroupMode.V2:
-            kill_file = f"{self.dirs()[0]}/cgroup.kill"
-        elif self.unified:
-            kill_file = f"{self.unified}/{self.path}/cgroup.kill"
+        """Signal every process; for SIGKILL, wait until the cgroup is empty.
+
+        SIGKILL uses ``cgroup.kill`` when there is one (v2, and the unified dir of a
+        hybrid host), which also catches processes forking meanwhile.  Otherwise, and
+        for other signals, the cgroup is frozen while signalling so nothing can fork
+        past the list, then thawed — unless it was already paused and the signal is
+        not SIGKILL (a paused container gets the signal when unpaused, as in Docker).
+        Other signals are sent without waiting.  RuntimeFailure if processes remain.
+        """
+        if not self._exists():
+            return
+        kill_file = f"{self._track_dir()}/cgroup.kill" if self._layout.unified else ""
         if sig == signal.SIGKILL and kill_file and os.path.exists(kill_file):
-            _write(kill_file, "1")
+            try:
+                fs.write(kill_file, "1")
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot kill cgroup {self.path}: {exc.strerror}") \
+                    from None
+            if self._can_freeze() and self.frozen():
+                self.thaw()         # frozen tasks only die once they run again
         else:
-            frozen = self.mode != CgroupMode.V2 and bool(self._dir("freezer")) and \
-                os.path.isdir(self._dir("freezer"))
-            if frozen:
-                self._set_frozen(True)
+            self._signal_frozen(sig)
+        if sig != signal.SIGKILL:
+            return
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while self.populated():
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"processes {self.procs()[:8]} of cgroup {self.path} "
+                                     f"survived SIGKILL for {timeout:g}s (uninterruptible "
+                                     "sleep?)")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+            if delay >= 0.02 and not kill_file:
+                self._signal_frozen(sig)
+
+    def _signal_frozen(self, sig: int) -> None:
+        freezable = self._can_freeze() and os.path.isdir(os.path.dirname(self._freezer()[0]))
+        was_frozen = freezable and self.frozen()
+        if freezable and not was_frozen:
+            self.freeze()
+        try:
             for pid in self.procs():
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
-            if frozen:
-                self._set_frozen(False)
-        if sig != signal.SIGKILL:
-            return
-        deadline = time.monotonic() + timeout
-        while self.populated() and time.monotonic() < deadline:
-            time.sleep(0.002)
+        finally:
+            if freezable and (sig == signal.SIGKILL or not was_frozen):
+                self.thaw()
 
     def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer killed a process of this cgroup."""
         if self.mode == CgroupMode.V2:
-            events = _read(f"{self.dirs()[0]}/memory.events")
-        else:
-            events = _read(f"{self._dir('memory')}/memory.oom_control")
-        for line in events.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill" and value.strip().isdigit():
-                return int(value) > 0
-        return False
+            events = fs.keyed(fs.read(f"{self._dirs[0]}/memory.events"))
+            return fs.as_int(events.get("oom_kill", "0")) > 0
+        d = self._dir("memory")
+        control = fs.keyed(fs.read(f"{d}/memory.oom_control")) if d else {}
+        return fs.as_int(control.get("oom_kill", "0")) > 0 or \
+            control.get("under_oom") == "1"
 
     def stats(self) -> CgroupStats:
-        online = os.cpu_count() or 1
         if self.mode == CgroupMode.V2:
-            d = self.dirs()[0]
-            cpu = dict(line.split() for line in _read(f"{d}/cpu.stat").splitlines()
-                       if len(line.split()) == 2)
-            mem_stat = dict(line.split() for line in _read(f"{d}/memory.stat").splitlines()
-                            if len(line.split()) == 2)
-            limit = _read(f"{d}/memory.max", "max").strip()
-            pmax = _read(f"{d}/pids.max", "max").strip()
-            rd = wr = 0
-            for line in _read(f"{d}/io.stat").splitlines():
-                for item in line.split()[1:]:
-                    k, _, v = item.partition("=")
-                    rd += int(v) if k == "rbytes" else 0
-                    wr += int(v) if k == "wbytes" else 0
-            return CgroupStats(
-                int(cpu.get("usage_usec", 0)) * 1000, int(cpu.get("user_usec", 0)) * 1000,
-                int(cpu.get("system_usec", 0)) * 1000, online,
-                int(_read(f"{d}/memory.current", "0") or 0),
-                _host_memory() if limit == "max" else int(limit),
-                int(mem_stat.get("file", 0)), int(_read(f"{d}/pids.current", "0") or 0),
-                0 if pmax == "max" else int(pmax), rd, wr)
-        acct = self._dir("cpuacct")
-        tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-        st = dict(line.split() for line in _read(f"{acct}/cpuacct.stat").splitlines()
-                  if len(line.split()) == 2)
-        mem = self._dir("memory")
-        limit = int(_read(f"{mem}/memory.limit_in_bytes", "0") or 0)
-        host = _host_memory()
-        mstat = dict(line.split() for line in _read(f"{mem}/memory.stat").splitlines()
-                     if len(line.split()) == 2)
-        pids = self._dir("pids")
-        pmax = _read(f"{pids}/pids.max", "max").strip()
-        rd = wr = 0
-        for line in _read(f"{self._dir('blkio')}/blkio.throttle.io_service_bytes"
-                          ).splitlines():
-            parts = line.split()
-            if len(parts) == 3:
-                rd += int(parts[2]) if parts[1] == "Read" else 0
-                wr += int(parts[2]) if parts[1] == "Write" else 0
-        return CgroupStats(
-            int(_read(f"{acct}/cpuacct.usage", "0") or 0),
-            int(st.get("user", 0)) * tick_ns, int(st.get("system", 0)) * tick_ns, online,
-            int(_read(f"{mem}/memory.usage_in_bytes", "0") or 0),
-            min(limit, host) if limit else host, int(mstat.get("cache", 0)),
-            int(_read(f"{pids}/pids.current", "0") or 0),
-            0 if pmax in ("max", "") else int(pmax), rd, wr)
+            return stats.read_v2(self._dirs[0])
+        return stats.read_v1(lambda ctl: self._dir(ctl) or "/nonexistent")
 
+    # ---- removal ------------------------------------------------------------------------
     def remove(self) -> None:
-        if any(os.path.isdir(d) for d in self.dirs()) and self.populated():
+        """Kill what is left, then rmdir in every hierarchy (sub-cgroups first).
+
+        Idempotent; parents such as "berth" stay.  RuntimeFailure if a directory
+        cannot be removed (a process that does not die).
+        """
+        if not self._exists():
+            return
+        if self.populated():
             self.kill_all(signal.SIGKILL)
-        for d in self.dirs():
-            for _ in range(50):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.005)
+        for d in self._dirs:
+            for dirpath, _dirs, _files in os.walk(d, topdown=False):
+                _rmdir(dirpath)
+
+
+def _rmdir(d: str) -> None:
+    """rmdir, retrying while exiting tasks still pin the cgroup (EBUSY)."""
+    deadline = time.monotonic() + RMDIR_TIMEOUT
+    delay = 0.001
+    while True:
+        try:
+            fs.remove_dir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                left = fs.read(f"{d}/cgroup.procs").split()
+                raise RuntimeFailure(f"cannot remove cgroup {d}: {exc.strerror}"
+                                     + (f" (processes {' '.join(left[:8])})" if left else "")) \
+                    from None
+            for pid in fs.read(f"{d}/cgroup.procs").split():   # one that missed the unified
+                try:                                           # dir (a half-done add)
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+class _Reader:
+    """What the limit planner may ask about a cgroup (``limits.KnobReader``)."""
+
+    def __init__(self, cg: Cgroup) -> None:
+        self._cg = cg
+
+    def has(self, controller: str, file: str) -> bool:
+        d = self._cg._dir(controller)
+        return bool(d) and os.path.exists(f"{d}/{file}")
+
+    def read(self, controller: str, file: str) -> str:
+        d = self._cg._dir(controller)
+        return fs.read(f"{d}/{file}") if d else ""
+
+    def read_parent(self, controller: str, file: str) -> str:
+        d = self._cg._dir(controller)
+        return fs.read(f"{os.path.dirname(d)}/{file}") if d else ""
 
 
 def cleanup_stale(parent: str, keep: Container[str], *, root: str = ROOT) -> list[str]:
-    mode, v1, unified = _layout(root)
-    bases = [f"{root}/{parent}"] if mode == CgroupMode.V2 else \
-        [f"{mp}/{parent}" for mp in set(v1.values())] + ([f"{unified}/{parent}"]
-                                                         if unified else [])
+    """Remove the child cgroups of ``parent`` whose names are not in ``keep``.
+
+    For crash repair: any hierarchy counts, processes left inside are killed.  Returns
+    the removed names; one that cannot be removed is skipped (and retried next time).
+    """
+    parent = _clean_path(parent)
     names: set[str] = set()
-    for base in bases:
-        if os.path.isdir(base):
-            names |= {e.name for e in os.scandir(base) if e.is_dir()}
+    for hierarchy in fs.discover(root).hierarchies():
+        try:
+            with os.scandir(f"{hierarchy}/{parent}") as it:
+                names |= {e.name for e in it if e.is_dir(follow_symlinks=False)}
+        except (FileNotFoundError, NotADirectoryError):
+            continue
     removed = []
     for name in sorted(names):
-        if name not in keep:
-            Cgroup(f"{parent}/{name}", root).remove()
-            removed.append(name)
+        if name in keep:
+            continue
+        try:
+            Cgroup(f"{parent}/{name}", root=root).remove()
+        except SdkError:
+            continue
+        removed.append(name)
     return removed

@@ -48,7 +48,10 @@ class TaskService:
         if mon and alive(mon.get("pid", 0), mon.get("start", 0)):
             return doc
         # supervisor is dead: its container died with it (PDEATHSIG); clean up.
-        self._cgroup(doc).remove()
+        try:
+            self._cgroup(doc).remove()
+        except SdkError:
+            pass          # still busy: Engine.repair (system prune) tries again
 
         def dead(d: dict[str, Any]) -> None:
             if d["State"]["Status"] not in RUNNING_STATES:

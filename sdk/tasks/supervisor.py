@@ -465,7 +465,12 @@ class Supervisor:
             oom = run.cgroup.oom_killed()
         except Exception:   # noqa: BLE001 - a missing counter must not lose the exit
             pass
-        run.cgroup.remove()
+        try:
+            run.cgroup.remove()
+        except SdkError as exc:    # recorded anyway; `system prune` retries the cleanup
+            import sys
+
+            print(f"berth: cgroup cleanup of {self.cid[:12]} failed: {exc}", file=sys.stderr)
 
         def exited(d: dict[str, Any]) -> None:
             st = d["State"]
