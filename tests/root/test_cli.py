@@ -27,7 +27,7 @@ def test_run_output_and_exit_codes(berth: Cli) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["run", "--memory", "12q", "busybox", "true"], "invalid suffix: 'q'"),
-    (["run", "--cpus", "-1", "busybox", "true"], "cpus"),
+    (["run", "--cpus", "-1", "busybox", "true"], "Range of CPUs"),
     (["run", "--bogus", "busybox"], "unknown flag: --bogus"),
     (["run", "--name", "a b", "busybox", "true"], "Invalid container name"),
     (["run", "-v", "/definitely/missing:/x:ro", "busybox", "true"], "does not exist"),
