@@ -1,293 +1,467 @@
-"""Apply a layer tarball to a directory: our own code, not ``tarfile.extractall``.
+"""Apply a layer tarball to a directory: our own code, never ``tarfile.extractall``.
 
-Every path is resolved inside the target root with ``openat2(RESOLVE_IN_ROOT)``, so
-neither ``..``, absolute names, symlinks (in this or an earlier layer) nor hardlinks
-can reach outside it; entries are created with the ``*at`` calls relative to a
-directory fd.  OCI whiteouts become overlay whiteouts (``whiteouts="overlay"``) or
-deletions (``"delete"``, for the copy-based vfs driver).
+``TarReader`` (``sdk.diff.tarstream``) only parses headers; every entry is created
+here with the ``*at`` system calls relative to directory fds obtained by
+``DirResolver``, which never follows a symlink.  The rules, which match Docker's
+applier where it has one:
+
+* names are normalised; a leading ``/`` is dropped (``/../x`` is ``x``, like Docker),
+  and a relative name climbing out of the root (``../x``, ``a/../../x``) is refused;
+* an entry is never written *through* a symlink: a symlink (or other non-directory)
+  created by this layer in the middle of a later entry's path is an error.  One left
+  by a lower layer (vfs: applying onto a copy of the parent) is replaced by a
+  directory, which is what overlayfs shows for the same two layers;
+* symlink targets are data and may point anywhere; hardlink targets must name an
+  existing non-directory inside the root (same name rules, same no-symlink walk);
+* an entry replaces whatever is at its path unless both are directories (then the
+  directory's metadata is updated and its content kept);
+* ownership (numeric, when root), modes incl. setuid/sticky (set after chown, which
+  clears them), mtimes (directories last, deepest first), xattrs from PAX
+  ``SCHILY.xattr.*`` / ``LIBARCHIVE.xattr.*`` (``trusted.overlay.*`` is never taken
+  from a tar; EPERM/ENOTSUP on an xattr is ignored, as Docker does);
+* devices: created when ``allow_devices`` and permitted; otherwise *skipped* (as a
+  rootless Docker does) rather than failing the whole layer;
+* OCI whiteouts: ``.wh.NAME`` and ``DIR/.wh..wh..opq`` become overlay whiteouts
+  (0/0 char device, ``trusted.overlay.opaque=y``) or deletions (``"delete"``); they
+  only act on what lower layers left, never on entries of this same layer.  Other
+  ``.wh..wh.*`` names (AUFS metadata) are skipped.
+
+Errors leave ``target`` partly written: callers apply into a fresh temporary
+directory and rename it into place only on success (``LayerStore.create`` does).
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import hashlib
+import base64
+import errno
 import io
-import lzma
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from sdk.errors import InvalidArgument
-from sdk.runtime import linux
+from sdk.diff.compression import HashingReader, open_decompressed
+from sdk.diff.confined import DirResolver
+from sdk.diff.tarstream import TarReader
+from sdk.diff.whiteouts import (
+    OPAQUE_MARKER,
+    OPAQUE_XATTR,
+    WHITEOUT_META_PREFIX,
+    WHITEOUT_PREFIX,
+    is_overlay_whiteout,
+    is_overlay_xattr,
+)
+from sdk.errors import FailedPrecondition, InvalidArgument
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
-_RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
+Whiteouts = Literal["overlay", "delete"]
+_READ_BUFSIZE = 1 << 18
+_COPY_CHUNK = 1 << 20
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+#: errors that mean "this entry cannot be created as described", i.e. a bad tarball
+_ENTRY_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EINVAL, errno.EEXIST, errno.ENOTDIR,
+                           errno.EISDIR, errno.ELOOP, errno.EMLINK, errno.ENOTEMPTY,
+                           errno.ENOENT})
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
+    """``diff_id``/``size``: sha256 and byte count of the *uncompressed* tar stream.
+
+    ``content_size``: bytes of the layer's own content (regular files, plus symlink
+    targets, hardlinks counted once), which is what Docker reports as a layer's size.
+    """
+
     diff_id: str
     size: int
+    content_size: int = 0
 
 
-class _Hashing(io.RawIOBase):
-    """Reads through ``inner`` while hashing and counting what was read."""
+def clean_name(name: str, entry: str, what: str = "entry") -> str:
+    """Normalised path relative to the root ("" is the root itself).
 
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner = inner
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buf))
-        n = len(data)
-        buf[:n] = data
-        self.hash.update(data)
-        self.size += n
-        return n
-
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
-
-
-def open_decompressed(stream: BinaryIO) -> BinaryIO:
-    """Sniff gzip, bzip2, xz or zstd (if available) and return a plain stream."""
-    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore
-    head = buffered.peek(6)[:6]   # type: ignore[union-attr]
-    if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
-    if head[:3] == b"BZh":
-        return bz2.BZ2File(buffered, "rb")  # type: ignore[return-value]
-    if head[:6] == b"\xfd7zXZ\x00":
-        return lzma.LZMAFile(buffered, "rb")  # type: ignore[return-value]
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        try:
-            import zstandard
-        except ImportError:
-            raise InvalidArgument("layer is zstd-compressed but the zstandard module is "
-                                  "not installed (pip install zstandard)") from None
-        return zstandard.ZstdDecompressor().stream_reader(buffered)  # type: ignore
-    return buffered  # type: ignore[return-value]
-
-
-def _clean(name: str, what: str) -> str:
-    """Path relative to the root; names climbing above it are refused.
-
-    Absolute names are taken relative to the root (as Docker does); resolution with
-    RESOLVE_IN_ROOT confines them anyway, the check just gives a clear error.
+    Absolute names are taken relative to the root and ``..`` cannot climb above it
+    (Docker's rule); a relative name that climbs above the root is refused.
     """
-    raw = posixpath.normpath(name.lstrip("/")) if name.strip("/") else "."
-    if raw == ".." or raw.startswith("../"):
-        raise InvalidArgument(f"invalid layer: {what} {name!r} points outside the root")
-    return "" if raw == "." else raw
+    if "\x00" in name:
+        raise InvalidArgument(f"invalid layer entry {entry!r}: NUL in {what} name")
+    if name.startswith("/"):
+        norm = posixpath.normpath(name).lstrip("/")
+    else:
+        norm = posixpath.normpath(name) if name else "."
+        if norm == ".." or norm.startswith("../"):
+            raise InvalidArgument(f"invalid layer entry {entry!r}: {what} {name!r} points "
+                                  "outside the layer root")
+    return "" if norm in (".", "") else norm
+
+
+def _xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+    out = []
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            name = key[len("SCHILY.xattr."):]
+            raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) \
+                else bytes(value)
+        elif key.startswith("LIBARCHIVE.xattr."):
+            name = urllib.parse.unquote(key[len("LIBARCHIVE.xattr."):])
+            try:
+                raw = base64.b64decode(value + "=" * (-len(value) % 4))
+            except ValueError:
+                continue
+        else:
+            continue
+        if name and not is_overlay_xattr(name):
+            out.append((name, raw))
+    return out
 
 
 class _Applier:
-    def __init__(self, target: Path, whiteouts: str, allow_devices: bool) -> None:
-        self.root = os.open(target, os.O_PATH | os.O_DIRECTORY)
-        self.whiteouts = whiteouts
+    def __init__(self, target: Path, whiteouts: Whiteouts, allow_devices: bool) -> None:
+        if whiteouts not in ("overlay", "delete"):
+            raise ValueError(f"whiteouts must be 'overlay' or 'delete', not {whiteouts!r}")
+        self.overlay = whiteouts == "overlay"
         self.allow_devices = allow_devices
         self.is_root = os.geteuid() == 0
-        self.cache: dict[str, int] = {}
+        self.root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dirs = DirResolver(self.root_fd)
+        #: every path this layer created or replaced (incl. implicit parents): whiteouts
+        #: and opaque markers leave these alone, and they are never walked through
         self.added: set[str] = set()
-        self.dir_times: list[tuple[str, float]] = []
+        #: directory rel -> (mode, mtime_ns), applied at the end, deepest first
+        self.dir_meta: dict[str, tuple[int, int]] = {}
+        self.content_size = 0
+        self.buf = bytearray(_COPY_CHUNK)
 
     def close(self) -> None:
-        for fd in self.cache.values():
-            os.close(fd)
-        self.cache.clear()
-        os.close(self.root)
+        self.dirs.close()
+        os.close(self.root_fd)
 
-    def _forget(self) -> None:
-        for fd in self.cache.values():
-            os.close(fd)
-        self.cache.clear()
+    # ---- path resolution ---------------------------------------------------------------
+    def parent_fd(self, rel_dir: str, entry: str) -> int:
+        def conflict(pfd: int, name: str, rel: str) -> None:
+            self._replace_parent(pfd, name, rel, entry)
 
-    def parent(self, rel_dir: str, entry: str) -> int:
-        """fd of directory ``rel_dir`` inside the root (created when missing)."""
-        if rel_dir in ("", "."):
-            return self.root
-        fd = self.cache.get(rel_dir)
-        if fd is not None:
-            return fd
-        try:
-            fd = linux.openat2(self.root, rel_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
-                               _RESOLVE)
-        except OSError as exc:
-            if exc.errno == 20:   # ENOTDIR: a file where a directory should be
-                raise InvalidArgument(f"invalid layer: parent of {entry!r} is not a "
-                                      "directory") from None
-            if exc.errno != 2:
-                raise
-            up, name = posixpath.split(rel_dir)
-            pfd = self.parent(up, entry)
+        return self.dirs.open_dir(rel_dir, create=True, on_conflict=conflict,
+                                  on_create=self.added.add)
+
+    def _replace_parent(self, pfd: int, name: str, rel: str, entry: str) -> None:
+        """Component ``rel`` of ``entry``'s path is not a directory: refuse or replace."""
+        st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        whiteout = is_overlay_whiteout(st)
+        if rel in self.added and not whiteout:
+            kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+            raise InvalidArgument(f"invalid layer entry {entry!r}: {rel!r} is {kind} in this "
+                                  "layer; entries are never written through it")
+        # left by a lower layer (or an overlay whiteout): a directory now takes its place
+        os.unlink(name, dir_fd=pfd)
+        os.mkdir(name, 0o755, dir_fd=pfd)
+        self.added.add(rel)
+        if self.overlay and whiteout:
+            self._set_opaque_at(pfd, name)
+
+    def _set_opaque_at(self, pfd: int, name: str) -> None:
+        os.setxattr(f"/proc/self/fd/{pfd}/{name}", OPAQUE_XATTR, b"y", follow_symlinks=False)
+
+    def _remove(self, pfd: int, name: str, rel: str, st: os.stat_result | None = None) -> None:
+        if st is None:
             try:
-                os.mkdir(name, 0o755, dir_fd=pfd)
-            except FileExistsError:
-                pass
-            fd = linux.openat2(self.root, rel_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
-                               _RESOLVE)
-        self.cache[rel_dir] = fd
-        return fd
-
-    def _remove(self, pfd: int, name: str) -> None:
-        try:
-            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
         if stat.S_ISDIR(st.st_mode):
+            self.dirs.forget(rel)
             shutil.rmtree(name, dir_fd=pfd)
-            self._forget()
         else:
             os.unlink(name, dir_fd=pfd)
 
-    def apply(self, tar: tarfile.TarFile) -> None:
+    # ---- the entries ----------------------------------------------------------------
+    def apply(self, tar: TarReader) -> None:
         for member in tar:
-            rel = _clean(member.name, "entry")
-            if not rel or rel == ".":
-                self._meta_root(member)
-                continue
-            rel_dir, name = posixpath.split(rel)
-            if name.startswith(WHITEOUT):
-                self._whiteout(rel_dir, name, rel)
-                continue
-            pfd = self.parent(rel_dir, rel)
-            self._create(tar, member, pfd, rel_dir, name, rel)
-            self.added.add(rel)
-        for rel, mtime in reversed(self.dir_times):
-            rel_dir, name = posixpath.split(rel)
             try:
-                pfd = self.parent(rel_dir, rel)
-                os.utime(name, (mtime, mtime), dir_fd=pfd, follow_symlinks=False)
-            except OSError:
-                pass
+                self.entry(tar, member)
+            except OSError as exc:
+                if exc.errno in _ENTRY_ERRNOS:
+                    raise InvalidArgument(f"invalid layer entry {member.name!r}: "
+                                          f"{exc.strerror or exc}") from None
+                if exc.errno == errno.EPERM and not self.is_root:
+                    raise FailedPrecondition(f"cannot create layer entry {member.name!r} "
+                                             f"without root: {exc.strerror}") from None
+                exc.add_note(f"while applying layer entry {member.name!r}")
+                raise
+        self.finish_dirs()
 
-    def _meta_root(self, member: tarfile.TarInfo) -> None:
-        if member.isdir() and self.is_root:
-            os.chown(f"/proc/self/fd/{self.root}", member.uid, member.gid)
-        if member.isdir():
-            os.chmod(f"/proc/self/fd/{self.root}", member.mode & 0o7777)
-
-    def _whiteout(self, rel_dir: str, name: str, rel: str) -> None:
-        pfd = self.parent(rel_dir, rel)
-        if name == OPAQUE:
-            if self.whiteouts == "overlay":
-                os.setxattr(f"/proc/self/fd/{pfd}", "trusted.overlay.opaque", b"y")
-            else:
-                for entry in os.listdir(f"/proc/self/fd/{pfd}"):
-                    if posixpath.join(rel_dir, entry) not in self.added:
-                        self._remove(pfd, entry)
+    def entry(self, tar: TarReader, m: tarfile.TarInfo) -> None:
+        rel = clean_name(m.name, m.name)
+        if not rel:
+            self.root_entry(m)
             return
-        victim = name[len(WHITEOUT):]
-        if not victim or "/" in victim or victim in (".", ".."):
-            raise InvalidArgument(f"invalid layer: bad whiteout {rel!r}")
-        if self.whiteouts == "overlay":
-            self._remove(pfd, victim)
-            os.mknod(victim, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
-        else:
-            self._remove(pfd, victim)
-
-    def _create(self, tar: tarfile.TarFile, m: tarfile.TarInfo, pfd: int, rel_dir: str,
-                name: str, rel: str) -> None:
-        try:
-            existing = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and not (m.isdir() and stat.S_ISDIR(existing.st_mode)):
-            self._remove(pfd, name)
+        rel_dir, name = posixpath.split(rel)
+        if name == OPAQUE_MARKER:
+            self.opaque(rel_dir, m.name)
+            return
+        if WHITEOUT_META_PREFIX in rel and any(
+                p.startswith(WHITEOUT_META_PREFIX) for p in rel.split("/")):
+            return          # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content
+        if name.startswith(WHITEOUT_PREFIX):
+            self.whiteout(rel_dir, name[len(WHITEOUT_PREFIX):], m)
+            return
+        if m.islnk():
+            self.hardlink(m, rel, rel_dir, name)
+            return
+        if not (m.isreg() or m.isdir() or m.issym() or m.isfifo() or m.ischr() or m.isblk()):
+            raise InvalidArgument(f"invalid layer entry {m.name!r}: unsupported tar entry "
+                                  f"type {m.type!r}")
+        if (m.ischr() or m.isblk()) and not self.allow_devices:
+            return
+        pfd = self.parent_fd(rel_dir, m.name)
+        kept_dir, replaced_whiteout = self._clear(pfd, name, rel, m.isdir())
+        self.added.add(rel)
         if m.isdir():
-            if existing is None or not stat.S_ISDIR(existing.st_mode):
+            if not kept_dir:
                 os.mkdir(name, 0o700, dir_fd=pfd)
-            self.dir_times.append((rel, m.mtime))
+                if self.overlay and replaced_whiteout:
+                    # a directory re-created over a deleted one must not show the old
+                    # content of lower layers through it
+                    self._set_opaque_at(pfd, name)
+            self._meta_path(m, pfd, name)
+            self.dir_meta[rel] = (m.mode & 0o7777, _mtime_ns(m))
         elif m.isreg():
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                         os.O_CLOEXEC, 0o600, dir_fd=pfd)
-            try:
-                src = tar.extractfile(m)
-                assert src is not None
-                with os.fdopen(fd, "wb", closefd=False) as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            finally:
-                os.close(fd)
+            self.regular(tar, m, pfd, name)
         elif m.issym():
             os.symlink(m.linkname, name, dir_fd=pfd)
-        elif m.islnk():
-            target = _clean(m.linkname, "hardlink target")
-            t_dir, t_name = posixpath.split(target)
-            tfd = self.parent(t_dir, rel)
-            try:
-                os.link(t_name, name, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
-            except FileNotFoundError:
-                raise InvalidArgument(f"invalid layer: hardlink {rel!r} points to "
-                                      f"{m.linkname!r}, which is not in the layer") from None
-            return      # a hardlink shares the target's metadata
+            self.content_size += len(os.fsencode(m.linkname))
+            self._meta_path(m, pfd, name)
         elif m.isfifo():
             os.mkfifo(name, 0o600, dir_fd=pfd)
-        elif m.ischr() or m.isblk():
-            if not self.allow_devices or not self.is_root:
-                return
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            self._meta_path(m, pfd, name)
         else:
-            return
-        self._metadata(m, pfd, name)
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            try:
+                os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            except PermissionError:
+                if self.is_root:
+                    raise
+                self.added.discard(rel)
+                return      # unprivileged: skip device nodes, as rootless Docker does
+            self._meta_path(m, pfd, name)
 
-    def _metadata(self, m: tarfile.TarInfo, pfd: int, name: str) -> None:
+    def _clear(self, pfd: int, name: str, rel: str, is_dir: bool) -> tuple[bool, bool]:
+        """Remove what is at ``name`` unless both it and the new entry are directories.
+
+        Returns (an existing directory was kept, what was removed was an overlay whiteout).
+        """
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False, False
+        if is_dir and stat.S_ISDIR(st.st_mode):
+            return True, False
+        self._remove(pfd, name, rel, st)
+        return False, is_overlay_whiteout(st)
+
+    def regular(self, tar: TarReader, m: tarfile.TarInfo, pfd: int, name: str) -> None:
+        fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
+        try:
+            view = memoryview(self.buf)
+            while n := tar.readinto(view):
+                chunk = view[:n]
+                while chunk:
+                    chunk = chunk[os.write(fd, chunk):]
+            if self.is_root:
+                os.chown(fd, m.uid, m.gid)
+            self._set_xattrs(m, fd)
+            os.chmod(fd, m.mode & 0o7777)
+            mtime = _mtime_ns(m)
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)
+        self.content_size += m.size
+
+    def hardlink(self, m: tarfile.TarInfo, rel: str, rel_dir: str, name: str) -> None:
+        target = clean_name(m.linkname, m.name, "hardlink target")
+        if not target:
+            raise InvalidArgument(f"invalid layer entry {m.name!r}: hardlink to the root")
+        t_dir, t_name = posixpath.split(target)
+
+        def refuse(_pfd: int, _name: str, comp: str) -> None:
+            raise InvalidArgument(f"invalid layer entry {m.name!r}: hardlink target "
+                                  f"{m.linkname!r} goes through {comp!r}, not a directory")
+
+        try:
+            tfd = os.dup(self.dirs.open_dir(t_dir, on_conflict=refuse))
+        except FileNotFoundError:
+            tfd = -1
+        try:
+            try:
+                tst = os.stat(t_name, dir_fd=tfd, follow_symlinks=False) if tfd >= 0 else None
+            except FileNotFoundError:
+                tst = None
+            if tst is None:
+                raise InvalidArgument(f"invalid layer entry {m.name!r}: hardlink target "
+                                      f"{m.linkname!r} does not exist in the layer root")
+            if stat.S_ISDIR(tst.st_mode):
+                raise InvalidArgument(f"invalid layer entry {m.name!r}: hardlink target "
+                                      f"{m.linkname!r} is a directory")
+            if target == rel:
+                return      # a link to itself: already there
+            pfd = self.parent_fd(rel_dir, m.name)
+            self._clear(pfd, name, rel, False)
+            try:
+                os.link(t_name, name, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+            except (FileNotFoundError, PermissionError):
+                # the entry's own path replaced the target (by a directory: EPERM)
+                raise InvalidArgument(f"invalid layer entry {m.name!r}: hardlink target "
+                                      f"{m.linkname!r} was replaced by this entry's "
+                                      "path") from None
+            self.added.add(rel)
+        finally:
+            if tfd >= 0:
+                os.close(tfd)
+
+    def whiteout(self, rel_dir: str, victim: str, m: tarfile.TarInfo) -> None:
+        if not victim or victim in (".", ".."):
+            raise InvalidArgument(f"invalid layer entry {m.name!r}: whiteout of nothing")
+        vrel = posixpath.join(rel_dir, victim)
+        if vrel in self.added:
+            return      # OCI: a whiteout never hides entries of its own layer
+        pfd = self.parent_fd(rel_dir, m.name)
+        self._remove(pfd, victim, vrel)
+        if self.overlay:
+            try:
+                os.mknod(victim, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
+            except PermissionError:
+                raise FailedPrecondition("overlay whiteouts need root (CAP_MKNOD); use "
+                                         "whiteouts='delete'") from None
+            if self.is_root:
+                os.chown(victim, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+
+    def opaque(self, rel_dir: str, entry: str) -> None:
+        dfd = self.parent_fd(rel_dir, entry)      # creates, or replaces a non-directory
+        if self.overlay:
+            os.setxattr(f"/proc/self/fd/{dfd}", OPAQUE_XATTR, b"y")
+            return
+        self._empty(rel_dir)
+
+    def _empty(self, rel_dir: str) -> None:
+        """Delete mode opaque: drop everything lower layers left in ``rel_dir``."""
+        dfd = self.parent_fd(rel_dir, rel_dir)
+        lfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            names = os.listdir(lfd)
+        finally:
+            os.close(lfd)
+        for name in names:
+            crel = posixpath.join(rel_dir, name)
+            dfd = self.parent_fd(rel_dir, rel_dir)
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if crel in self.added:
+                if stat.S_ISDIR(st.st_mode):
+                    self._empty(crel)
+                continue
+            self._remove(dfd, name, crel, st)
+
+    def root_entry(self, m: tarfile.TarInfo) -> None:
+        if not m.isdir():
+            raise InvalidArgument(f"invalid layer entry {m.name!r}: the root must be a "
+                                  "directory")
+        if self.is_root:
+            os.chown(self.root_fd, m.uid, m.gid)
+        self._set_xattrs(m, self.root_fd)
+        self.dir_meta[""] = (m.mode & 0o7777, _mtime_ns(m))
+
+    # ---- metadata -------------------------------------------------------------------
+    def _meta_path(self, m: tarfile.TarInfo, pfd: int, name: str) -> None:
+        """Owner, xattrs, mode and (non-directories) mtime of ``name`` in ``pfd``."""
         if self.is_root:
             os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+        self._set_xattrs(m, f"/proc/self/fd/{pfd}/{name}")
+        if m.isdir():
+            return      # mode and mtime at the end: children are still to come
         if not m.issym():
             os.chmod(name, m.mode & 0o7777, dir_fd=pfd)
-        for key, value in m.pax_headers.items():
-            if key.startswith("SCHILY.xattr."):
-                attr = key[len("SCHILY.xattr."):]
-                if attr.startswith("trusted.overlay.") or m.issym():
-                    continue
-                if not self.is_root and not attr.startswith("user."):
-                    continue
-                raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) \
-                    else value
-                try:
-                    os.setxattr(f"/proc/self/fd/{pfd}/{name}", attr, raw)
-                except OSError:
-                    pass
-        if not m.isdir():
-            os.utime(name, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+        mtime = _mtime_ns(m)
+        os.utime(name, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
+
+    def _set_xattrs(self, m: tarfile.TarInfo, where: str | int) -> None:
+        for name, value in _xattrs(m):
+            try:
+                if isinstance(where, int):
+                    os.setxattr(where, name, value)
+                else:
+                    os.setxattr(where, name, value, follow_symlinks=False)
+            except OSError as exc:
+                # Docker ignores xattrs the filesystem or our privileges do not allow
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP,
+                                     errno.EACCES):
+                    raise
+
+    def finish_dirs(self) -> None:
+        def depth(rel: str) -> int:
+            return rel.count("/") + 1 if rel else 0
+
+        for rel in sorted(self.dir_meta, key=depth, reverse=True):
+            mode, mtime = self.dir_meta[rel]
+            if not rel:
+                os.chmod(self.root_fd, mode)
+                os.utime(self.root_fd, ns=(mtime, mtime))
+                continue
+            parent, name = posixpath.split(rel)
+            try:
+                pfd = self.dirs.open_dir(parent, on_conflict=_gone)
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except (FileNotFoundError, _Gone):
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                os.chmod(name, mode, dir_fd=pfd)
+                os.utime(name, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
 
 
-def apply_layer(stream: BinaryIO, target: Path, *, whiteouts: Literal["overlay", "delete"],
+class _Gone(Exception):
+    pass
+
+
+def _gone(_pfd: int, _name: str, _rel: str) -> None:
+    raise _Gone
+
+
+def _mtime_ns(m: tarfile.TarInfo) -> int:
+    if isinstance(m.mtime, int):
+        return m.mtime * 1_000_000_000
+    return int(round(float(m.mtime) * 1e9))
+
+
+def apply_layer(stream: BinaryIO, target: Path, *, whiteouts: Whiteouts,
                 allow_devices: bool = True) -> ApplyResult:
-    """Unpack ``stream`` (compressed or not) into ``target``; returns the layer's DiffID.
+    """Unpack a (possibly compressed) layer tar into the directory ``target``.
 
-    On error the target is left partially written: callers unpack into a fresh
-    temporary directory and rename it into place only on success.
+    Returns the DiffID (sha256 of the uncompressed stream, computed while reading) and
+    sizes.  Bad tarballs raise ``InvalidArgument`` naming the offending entry.  On
+    error ``target`` is left partly written: apply into a fresh temporary directory and
+    rename it into place on success.  See the module docstring for the rules.
     """
-    hashing = _Hashing(open_decompressed(stream))
-    reader = io.BufferedReader(hashing, 1 << 20)
+    hashing = HashingReader(open_decompressed(stream))
+    reader = io.BufferedReader(hashing, _READ_BUFSIZE)
     applier = _Applier(Path(target), whiteouts, allow_devices)
     try:
         try:
-            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tar:
-                applier.apply(tar)
-        except tarfile.TarError as exc:
+            applier.apply(TarReader(reader))
+        except tarfile.ReadError as exc:
             raise InvalidArgument(f"invalid layer tarball: {exc}") from None
-        except (EOFError, OSError, lzma.LZMAError) as exc:
-            if isinstance(exc, OSError) and exc.errno not in (None, 0) and \
-                    not isinstance(exc, gzip.BadGzipFile):
-                raise
-            raise InvalidArgument(f"invalid layer tarball: {exc}") from None
-        while reader.read(1 << 20):
-            pass
+        hashing.drain()
     finally:
         applier.close()
-    return ApplyResult("sha256:" + hashing.hash.hexdigest(), hashing.size)
+    return ApplyResult(hashing.digest, hashing.size, applier.content_size)
+
+
+def layer_digest(stream: BinaryIO) -> ApplyResult:
+    """DiffID and size of a (possibly compressed) layer without unpacking it."""
+    hashing = HashingReader(open_decompressed(stream))
+    hashing.drain()
+    return ApplyResult(hashing.digest, hashing.size)
