@@ -260,6 +260,11 @@ class Supervisor:
                         self._client_input(key.fd, run)
                 if health:
                     health.tick()
+            if health:
+                # a probe is a process in the container's pid namespace: init stays
+                # unreapable until it is reaped too, so end and reap it first
+                health.cancel()
+                health = None
             _, status = os.waitpid(run.pid, 0)
             code = exit_code(status)
             run.cgroup.kill_all()    # anything that left the pid namespace
