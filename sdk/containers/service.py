@@ -274,10 +274,12 @@ class ContainerService:
     def delete(self, cid: str, *, remove_volumes: bool = False) -> None:
         """Drop the record, its storage and (with ``remove_volumes``) anonymous volumes."""
         doc = self.load(cid)
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM containers WHERE id=?", (cid,))
+        # files first: once the record is gone nothing of the container may remain, and
+        # a crash in between leaves a record that a second `rm` finishes removing
         self.layers.remove_container(cid)
         shutil.rmtree(self.dir(cid), ignore_errors=True)
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM containers WHERE id=?", (cid,))
         if remove_volumes and doc:
             for m in doc.get("Mounts") or []:
                 if m.get("Type") == "volume" and self.volumes.is_anonymous(m["Name"]) \
