@@ -389,6 +389,10 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
     if log_config["Type"] not in ("json-file", "none", "local"):
         raise InvalidArgument(f"logging driver {log_config['Type']!r} is not supported "
                               "(json-file, local or none)")
+    if log_config["Type"] != "none":
+        from sdk.tasks.logs import parse_log_opts
+
+        parse_log_opts(log_config["Config"])      # bad --log-opt fails at create
     restart = restart_policy(g("restart_policy"))
     auto_remove = bool(g("auto_remove") or g("remove"))
     if auto_remove and restart["Name"] not in ("", "no"):

@@ -92,7 +92,8 @@ class HealthRunner:
         except BlockingIOError:
             return
         if data:
-            self.probe["out"] = (self.probe["out"] + data)[-8192:]
+            if len(self.probe["out"]) <= 8192:     # docker keeps the first 4096 bytes
+                self.probe["out"] += data
             return
         self._finish(timed_out=False)
 
@@ -111,12 +112,14 @@ class HealthRunner:
         except (KeyError, ValueError):
             pass
         os.close(probe["fd"])
+        from sdk.tasks.health import cap_output, timeout_output
+
         if timed_out:
             code = -1
-            output = f"Health check exceeded timeout ({_fmt(self.cfg.timeout)})"
+            output = timeout_output(self.cfg.timeout)
         else:
             code = exit_code(status)
-            output = probe["out"].decode(errors="replace")
+            output = cap_output(probe["out"].decode(errors="replace"))
         self._record(probe["start"], code, output)
 
     def _record(self, start: str, code: int, output: str) -> None:
@@ -147,6 +150,3 @@ class HealthRunner:
             os.close(self.probe["fd"])
             self.probe = None
 
-
-def _fmt(seconds: float) -> str:
-    return f"{seconds:g}s"

@@ -52,20 +52,17 @@ class Running:
 
 
 def _log_writer(engine: Engine, doc: dict[str, Any]) -> JsonFileWriter | None:
-    from sdk._internal.units import parse_size_decimal
-    from sdk.tasks.logs import JsonFileWriter
+    from sdk.tasks.logs import JsonFileWriter, parse_log_opts
 
     log_cfg = doc["HostConfig"].get("LogConfig") or {}
     if log_cfg.get("Type") == "none" or not doc.get("LogPath"):
         return None
     opts = dict(engine.config.log_opts or {})
     opts.update(log_cfg.get("Config") or {})
-    # json-file's max-size counts in 1000s like docker (FromHumanSize): 10m = 10,000,000
-    max_size = parse_size_decimal(opts["max-size"]) if opts.get("max-size") else 0
-    max_file = int(opts.get("max-file", "1"))
-    compress = str(opts.get("compress", "false")).lower() == "true"
-    return JsonFileWriter(doc["LogPath"], max_size=max_size, max_file=max_file,
-                          compress=compress)
+    # docker's rules: max-size counts in 1000s (10m = 10,000,000), max-file >= 1, ...
+    parsed = parse_log_opts(opts)
+    return JsonFileWriter(doc["LogPath"], max_size=parsed.max_size, max_file=parsed.max_file,
+                          compress=parsed.compress)
 
 
 class Supervisor:
