@@ -36,6 +36,13 @@ def run_command(func: Callable[[], int], name: str) -> int:
         return 130
 
 
+def confirm(question: str) -> bool:
+    """docker's prune prompt: "... Are you sure you want to continue? [y/N] "."""
+    sys.stdout.write(question + "\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def engine() -> Any:
     from sdk.engine import Engine
 

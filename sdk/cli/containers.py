@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from sdk.cli.common import engine, print_json
+from sdk.cli.common import confirm, engine, print_json
 from sdk.cli.flags import Flag, Spec, UsageError, parse
 from sdk.cli.runflags import CREATE, RUN, to_kwargs
 
@@ -213,9 +213,7 @@ def cmd_container_prune(argv: list[str]) -> int:
                 [Flag("force", "f", help="Do not prompt for confirmation"),
                  Flag("filter", kind="list", help="Provide filter values")], max_args=0)
     opts, _ = parse(spec, argv)
-    if not opts["force"] and not _confirm(
-            "WARNING! This will remove all stopped containers.\n"
-            "Are you sure you want to continue? [y/N] "):
+    if not opts["force"] and not confirm("WARNING! This will remove all stopped containers."):
         return 0
     from sdk._internal.filters import parse_filters
 
@@ -229,13 +227,6 @@ def cmd_container_prune(argv: list[str]) -> int:
         print()
     print(f"Total reclaimed space: {human_size(result['SpaceReclaimed'])}")
     return 0
-
-
-def _confirm(question: str) -> bool:
-    sys.stdout.write(question)
-    sys.stdout.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
 
 
 WAIT = Spec("wait", "wait CONTAINER [CONTAINER...]", [], min_args=1,

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sdk.cli.common import engine, render_format
+from sdk.cli.common import confirm, engine, render_format
 from sdk.cli.flags import Flag, Spec, UsageError, parse
 
 IMAGES = Spec("images", "images [OPTIONS] [REPOSITORY[:TAG]]",
@@ -184,12 +184,8 @@ def cmd_image_prune(argv: list[str]) -> int:
                  Flag("force", "f", help="Do not prompt for confirmation"),
                  Flag("filter", kind="list", help="Provide filter values")], max_args=0)
     opts, _ = parse(spec, argv)
-    if not opts["force"]:
-        sys.stdout.write("WARNING! This will remove all dangling images.\n"
-                         "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not opts["force"] and not confirm("WARNING! This will remove all dangling images."):
+        return 0
     from sdk._internal.filters import parse_filters
     from sdk._internal.units import human_size
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from sdk.cli.common import engine, print_json, render_format
+from sdk.cli.common import confirm, engine, print_json, render_format
 from sdk.cli.flags import Flag, Spec, parse
 
 INFO = Spec("info", "info [OPTIONS]",
@@ -145,15 +145,11 @@ def cmd_system(argv: list[str]) -> int:
         return 0
     if sub == "prune":
         opts, _ = parse(PRUNE, rest)
-        if not opts["force"]:
-            sys.stdout.write("WARNING! This will remove:\n  - all stopped containers\n"
-                             "  - all dangling images\n" +
-                             ("  - anonymous volumes not used by a container\n"
-                              if opts["volumes"] else "") +
-                             "Are you sure you want to continue? [y/N] ")
-            sys.stdout.flush()
-            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-                return 0
+        if not opts["force"] and not confirm(
+                "WARNING! This will remove:\n  - all stopped containers\n"
+                "  - all dangling images" +
+                ("\n  - anonymous volumes not used by a container" if opts["volumes"] else "")):
+            return 0
         from sdk._internal.units import human_size
 
         eng = engine()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from sdk.cli.common import engine, render_format
+from sdk.cli.common import confirm, engine, render_format
 from sdk.cli.flags import Flag, Spec, UsageError, parse
 from sdk.cli.inspect import print_docs
 
@@ -102,13 +102,10 @@ def cmd_volume(argv: list[str]) -> int:
         return 1 if failed else 0
     if sub == "prune":
         opts, _ = parse(PRUNE, rest)
-        if not opts["force"]:
-            sys.stdout.write("WARNING! This will remove anonymous local volumes not used by "
-                             "at least one container.\nAre you sure you want to continue? "
-                             "[y/N] ")
-            sys.stdout.flush()
-            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-                return 0
+        if not opts["force"] and not confirm(
+                "WARNING! This will remove anonymous local volumes not used by at least one "
+                "container."):
+            return 0
         from sdk._internal.filters import parse_filters
         from sdk._internal.units import human_size
 
