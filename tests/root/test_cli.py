@@ -194,3 +194,34 @@ def test_tty_run_and_exec(berth: Cli) -> None:
     proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
                           text=True, env=berth.env, timeout=30)
     assert "/dev/pts/" in proc.stdout and proc.returncode == 4
+
+
+def test_prune_commands(berth: Cli) -> None:
+    berth("create", "--name", "stale", "-v", "/anon", "busybox", "true")
+    berth("run", "-d", "--name", "alive", "busybox", "sleep", "30")
+    out = berth("container", "prune", "-f").stdout
+    assert "Deleted Containers:" in out and "Total reclaimed space:" in out
+    assert berth("ps", "-a", "--format", "{{.Names}}").stdout == "alive\n"
+    assert berth("volume", "prune", "-f").returncode == 0
+    assert berth("volume", "ls", "-q").stdout == ""
+    r = berth("container", "prune", input=b"n\n")
+    assert "Are you sure you want to continue? [y/N]" in r.stdout
+    assert berth("ps", "-a", "-q").stdout.strip() != ""
+    assert "Total reclaimed space" in berth("system", "prune", "-f").stdout
+    assert berth("ps", "--format", "{{.Names}}").stdout == "alive\n"
+
+
+def test_system_prune_repairs_a_killed_supervisor(berth: Cli, engine) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    berth("run", "-d", "--name", "orphan", "busybox", "sleep", "60")
+    doc = engine.container_store.get("orphan")
+    os.kill(doc["_berth"]["monitor"]["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    assert "Exited (137)" in berth("ps", "-a", "--format", "{{.Status}}").stdout
+    assert berth("system", "prune", "-f").returncode == 0
+    assert berth("ps", "-aq").stdout == ""
+    from .conftest import berth_cgroups
+
+    assert not [g for g in berth_cgroups() if doc["Id"] in g]
