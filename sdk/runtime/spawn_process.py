@@ -20,9 +20,11 @@ swapped between the check and the exec.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
+import platform
 import resource
 import select
 import signal
@@ -186,6 +188,22 @@ def default_signals() -> None:
                 signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
+    _default_reserved_signals()
+
+
+_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
+
+
+def _default_reserved_signals() -> None:
+    """glibc keeps signals 32 and 33 for itself and refuses sigaction() on them, so a
+    disposition inherited from whoever started the engine (CI harnesses ignore 32)
+    would reach the container.  The raw rt_sigaction syscall resets them."""
+    nr = _RT_SIGACTION.get(platform.machine())
+    if nr is None:
+        return
+    act = (ctypes.c_ulong * 4)()          # SIG_DFL, no flags, no restorer, empty mask
+    for sig in (32, 33):
+        linux.libc.syscall(nr, sig, act, None, 8)
 
 
 def check_parent(pidfd: int | None) -> None:
