@@ -66,3 +66,19 @@ def berth_cgroups(parent: str = "berth") -> list[str]:
         if d.is_dir():
             found += [f"{hier.name}/{c.name}" for c in d.iterdir() if c.is_dir()]
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_empty_parent_cgroups() -> Iterator[None]:
+    """The engine keeps its parent cgroup (as Docker keeps "docker"); the test session
+    created it, so the session removes it again when nothing is left inside."""
+    existed = {h for h in Path("/sys/fs/cgroup").iterdir() if (h / "berth").is_dir()}
+    yield
+    for hier in Path("/sys/fs/cgroup").iterdir():
+        parent = hier / "berth"
+        if hier in existed or not parent.is_dir():
+            continue
+        try:
+            parent.rmdir()          # fails (and stays) when a cgroup is still inside
+        except OSError:
+            pass
