@@ -456,6 +456,9 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
         "MaskedPaths": None,
         "ReadonlyPaths": None,
     }
+    if g("init"):
+        raise InvalidArgument("--init is not supported yet: berth has no init binary to "
+                              "inject; run your own init (e.g. tini) as the entrypoint")
     if (g("ports") or host["PublishAllPorts"]) and g("ports"):
         raise InvalidArgument("publishing ports needs bridge networking, which is not "
                               "available yet in this berth version")

@@ -176,6 +176,9 @@ class ImageService:
         if pull not in ("always", "missing", "never"):
             raise InvalidArgument(f'invalid pull option: "{pull}": must be one of "always", '
                                   '"missing" or "never"')
+        if pull == "always":
+            raise InvalidArgument("--pull always needs pulling from registries, which is not "
+                                  "available yet in this berth version (use --pull missing)")
         try:
             return self.resolve(ref)
         except ImageNotFound:

@@ -86,3 +86,8 @@ def test_apply_changes() -> None:
         apply_changes({}, ["RUN echo"])
     with pytest.raises(InvalidArgument, match="invalid port"):
         apply_changes({}, ["EXPOSE 99999"])
+
+
+def test_unsupported_options_are_errors_not_no_ops() -> None:
+    with pytest.raises(InvalidArgument, match="--init is not supported"):
+        build_configs("img", {"Cmd": ["sh"]}, None, {"init": True})
