@@ -165,8 +165,10 @@ class Engine:
     def version(self) -> dict[str, Any]:
         import platform
 
+        from sdk._internal.arch import goarch
+
         return {"Version": VERSION, "ApiVersion": API_VERSION, "Os": "linux",
-                "Arch": _arch(), "KernelVersion": platform.release(),
+                "Arch": goarch(), "KernelVersion": platform.release(),
                 "GoVersion": "", "GitCommit": "", "Components": [
                     {"Name": "Engine", "Version": VERSION,
                      "Details": {"Python": platform.python_version()}}]}
@@ -176,6 +178,7 @@ class Engine:
         import socket
 
         from sdk.runtime.cgroups import detect_mode
+        from sdk.snapshots.probe import fs_type
 
         docs = self.tasks.all()
         states = [d["State"]["Status"] for d in docs]
@@ -192,7 +195,7 @@ class Engine:
             "ContainersPaused": states.count("paused"),
             "ContainersStopped": len(docs) - states.count("running") - states.count("paused"),
             "Images": len(self.image_store.list_ids()), "Driver": self.storage_driver,
-            "DriverStatus": [["Backing Filesystem", _fs_type(self.root)]],
+            "DriverStatus": [["Backing Filesystem", fs_type(self.root) or "unknown"]],
             "DockerRootDir": str(self.root), "LoggingDriver": self.config.log_driver
             or "json-file", "CgroupDriver": "cgroupfs",
             "CgroupVersion": "2" if str(mode) == "v2" else "1",
@@ -246,27 +249,6 @@ class Engine:
         with self.db.write() as conn:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('engine-id', ?)", (value,))
         return value
-
-
-def _arch() -> str:
-    import platform
-
-    m = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
-
-
-def _fs_type(path: Path) -> str:
-    best, fstype = "", "unknown"
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and str(path).startswith(parts[1]) and \
-                        len(parts[1]) > len(best):
-                    best, fstype = parts[1], parts[2]
-    except OSError:
-        pass
-    return fstype
 
 
 def _os_name() -> str:

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from sdk.cli.common import confirm, engine, print_json
+from sdk.cli.common import confirm, engine
 from sdk.cli.flags import Flag, Spec, UsageError, parse
 from sdk.cli.runflags import CREATE, RUN, to_kwargs
 
@@ -390,6 +390,3 @@ def cmd_export(argv: list[str]) -> int:
         export_container(eng, args[0], out)
     return 0
 
-
-def inspect_json(doc: dict[str, Any]) -> None:
-    print_json(doc)

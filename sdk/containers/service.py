@@ -7,7 +7,6 @@ processes: that is ``tasks/``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -140,7 +139,7 @@ class ContainerService:
                 "Name": "/" + name, "RestartCount": 0, "Driver": self.driver,
                 "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
                 "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host,
-                "GraphDriver": _graph(self.driver, rootfs, self.layers, cid),
+                "GraphDriver": _graph(self.driver, rootfs),
                 "Mounts": mounts, "Config": config,
                 "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {},
                                     "SandboxKey": "", "Networks": {}},
@@ -220,7 +219,7 @@ class ContainerService:
 
         for target in (config.get("Volumes") or {}):
             if target not in by_target:
-                by_target[target] = volume_mount(_anon_name(), target, False, False, True)
+                by_target[target] = volume_mount(new_id(), target, False, False, True)
         for bind in host.get("Binds") or []:
             spec = parse_volume_spec(bind)
             if spec["Type"] == "bind":
@@ -240,7 +239,7 @@ class ContainerService:
             target = m["Target"]
             if m["Type"] == "volume":
                 by_target[target] = volume_mount(
-                    m["Source"] or _anon_name(), target, m["ReadOnly"],
+                    m["Source"] or new_id(), target, m["ReadOnly"],
                     m.get("VolumeOptions", {}).get("NoCopy", False), not m["Source"])
             elif m["Type"] == "bind":
                 by_target[target] = {"Type": "bind", "Source": m["Source"],
@@ -287,10 +286,6 @@ class ContainerService:
                     self.volumes.remove(m["Name"], force=True)
 
 
-def _anon_name() -> str:
-    return new_id()
-
-
 def _rootfs_dict(rootfs: Rootfs) -> dict[str, Any]:
     return {"path": rootfs.path, "lowerdirs": list(rootfs.lowerdirs),
             "upperdir": rootfs.upperdir, "workdir": rootfs.workdir, "chdir": rootfs.chdir}
@@ -304,7 +299,7 @@ def rootfs_from(doc: Mapping[str, Any]) -> Rootfs:
                   mount_label=doc.get("MountLabel", ""))
 
 
-def _graph(driver: str, rootfs: Rootfs, layers: LayerStore, cid: str) -> dict[str, Any]:
+def _graph(driver: str, rootfs: Rootfs) -> dict[str, Any]:
     if driver == "overlay":
         lowers = [os.path.join(rootfs.chdir, d) for d in rootfs.lowerdirs]
         return {"Name": "overlay2", "Data": {
@@ -312,6 +307,3 @@ def _graph(driver: str, rootfs: Rootfs, layers: LayerStore, cid: str) -> dict[st
             "UpperDir": rootfs.upperdir, "WorkDir": rootfs.workdir}}
     return {"Name": "vfs", "Data": {"Dir": rootfs.path}}
 
-
-def dumps_public(doc: Mapping[str, Any]) -> str:
-    return json.dumps(public(doc), indent=4)

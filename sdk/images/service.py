@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from sdk._internal.arch import goarch
 from sdk._internal.reference import parse_reference
 from sdk.content.store import ContentStore
 from sdk.errors import Conflict, ImageNotFound, InvalidArgument
@@ -138,7 +139,7 @@ class ImageService:
         history: dict[str, Any] = {"created": created, "created_by": "", "comment":
                                    message or f"Imported from {source}"}
         config = {
-            "architecture": _arch(), "os": "linux", "created": created,
+            "architecture": goarch(), "os": "linux", "created": created,
             "config": base_cfg,
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
             "history": [history],
@@ -232,7 +233,7 @@ class ImageService:
             "DockerVersion": cfg.get("docker_version", ""),
             "Author": cfg.get("author", ""),
             "Config": cfg.get("config", {}),
-            "Architecture": cfg.get("architecture", _arch()),
+            "Architecture": cfg.get("architecture", goarch()),
             "Os": cfg.get("os", "linux"),
             "Size": row["size"],
             "GraphDriver": graph,
@@ -325,9 +326,3 @@ def _layer_from_row(row: Any) -> LayerRecord:
     return LayerRecord(row["chain_id"], row["diff_id"], row["blob_digest"], row["media_type"],
                        row["blob_size"], row["size"])
 
-
-def _arch() -> str:
-    import platform
-
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -232,6 +231,3 @@ class ContainerCollection(Collection):
             deleted.append(doc["Id"])
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": space}
 
-
-def _devnull() -> int:
-    return os.open(os.devnull, os.O_WRONLY)

@@ -17,7 +17,6 @@ import os
 import selectors
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -376,32 +375,25 @@ class Supervisor:
             old[sig] = signal.signal(sig, forward)
         return old
 
-    def _pump(self, fd: int, run: Running) -> None:
+    def _pump(self, fd: int, run: Running) -> bool:
+        """Copy one chunk from a container stream; False when nothing more is ready."""
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
-            return
+            return False
         except OSError as exc:     # EIO on a pty whose slave closed
             if exc.errno != errno.EIO:
                 raise
             data = b""
         if not data:
             self._close_stream(fd, run)
-            return
+            return False
         self._emit(run.fds[fd], data)
+        return True
 
     def _drain(self, fd: int, run: Running) -> None:
-        while fd in run.fds:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self._close_stream(fd, run)
-                return
-            self._emit(run.fds[fd], data)
+        while fd in run.fds and self._pump(fd, run):
+            pass
 
     def _emit(self, stream: str, data: bytes) -> None:
         if self.log:
@@ -596,5 +588,3 @@ def _report(fd: int, message: dict[str, Any]) -> None:
     finally:
         os.close(fd)
 
-
-Callback = Callable[[], None]

@@ -20,6 +20,7 @@ from typing import Any
 
 from sdk.errors import Conflict, InvalidArgument, VolumeNotFound
 from sdk.runtime.spec import Mount
+from sdk.snapshots.fsutil import disk_usage
 from sdk.store.db import Database
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -139,7 +140,7 @@ class VolumeService:
                 continue
             if labels and not _labels_match(json.loads(row["labels"]), labels):
                 continue
-            space += _du(self.root / row["name"])
+            space += disk_usage(self.root / row["name"])
             self.remove(row["name"])
             removed.append(row["name"])
         return removed, space
@@ -160,7 +161,7 @@ class VolumeService:
                      readonly=readonly)
 
     def size(self, name: str) -> int:
-        return _du(self.root / name)
+        return disk_usage(self.root / name)
 
 
 def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
@@ -170,18 +171,3 @@ def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
             return False
     return True
 
-
-def _du(path: Path) -> int:
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512 if name in filenames else 0
-    return total
