@@ -53,12 +53,24 @@ def main() -> int:
                      BERTH_CONFIG=str(work / "daemon.json"))
     cmds: dict[str, list[str]] = {}
     notes: list[str] = []
+    daemon: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run([BERTH, "import", str(tar), "bench-busybox"], env=berth_env,
                        check=True, stdout=subprocess.DEVNULL)
         cmds["berth run --rm --network none"] = [BERTH, "run", "--rm", "--network", "none",
                                                  "bench-busybox", "true"]
         docker = peers.docker_bin()
+        if shutil.which(docker):   # the same docker CLI, talking to `berth daemon`
+            sock = work / "berth.sock"
+            daemon = subprocess.Popen([BERTH, "daemon", "-H", f"unix://{sock}", "-G", ""],
+                                      env=berth_env, stderr=subprocess.DEVNULL)
+            for _ in range(200):
+                if sock.exists():
+                    break
+                time.sleep(0.05)
+            cmds["docker CLI -> berth daemon, run --rm --network none"] = [
+                docker, "-H", f"unix://{sock}", "run", "--rm", "--network", "none",
+                "bench-busybox", "true"]
         if have["docker"] and subprocess.run([docker, "info"], capture_output=True
                                              ).returncode == 0:
             subprocess.run([docker, "import", str(tar), "bench-busybox"], check=True,
@@ -104,6 +116,9 @@ def main() -> int:
         samples["Engine().containers.run(..., remove=True) in-process"] = sdk_samples
         eng.close()
     finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(timeout=30)
         if "docker run --rm --network none" in cmds:
             subprocess.run([peers.docker_bin(), "rmi", "bench-busybox"], capture_output=True)
         if have.get("podman"):

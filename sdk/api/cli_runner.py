@@ -1,0 +1,117 @@
+"""Daemon side of the warm CLI path (see :mod:`sdk.api.forward`).
+
+Runs inside the daemon's single-threaded helper: each connection is served by a
+forked child, so a long command (``logs -f``, ``run -it``) never blocks the helper,
+and the child starts with every module already imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+
+MAX_REQUEST = 1 << 20
+
+
+def serve_one(listener: socket.socket, closers: list[socket.socket],
+              root: str | None, config: str | None) -> None:
+    """Accept one connection and fork its runner; the helper returns at once."""
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    pid = os.fork()
+    if pid != 0:
+        conn.close()
+        return
+    code = 125
+    try:
+        for s in closers:
+            s.close()
+        if root:
+            os.environ["BERTH_ROOT"] = root
+        if config:
+            os.environ["BERTH_CONFIG"] = config
+        code = _run(conn)
+    finally:
+        try:
+            conn.sendall(struct.pack(">i", code))
+        except OSError:
+            pass
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code & 0xFF)
+
+
+def reap() -> None:
+    """Collect finished runners (the helper forks them and never waits for one)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _recv_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
+    msg, fds, _flags, _addr = socket.recv_fds(conn, MAX_REQUEST + 4, 3)
+    if len(msg) < 4:
+        raise ValueError("short request")
+    size = struct.unpack(">I", msg[:4])[0]
+    body = msg[4:]
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ValueError("truncated request")
+        body += chunk
+    return json.loads(body), fds
+
+
+def _run(conn: socket.socket) -> int:
+    request, fds = _recv_request(conn)
+    if len(fds) != 3:
+        return 125
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    # Python's own stdio objects wrap fds 0-2 and now see the client's files
+    sys.stdin = open(0, closefd=False)   # noqa: SIM115 - lives as long as the process
+    sys.stdout = open(1, "w", closefd=False)   # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False)   # noqa: SIM115
+    for key, value in dict(request.get("env") or {}).items():
+        os.environ[str(key)] = str(value)
+    try:
+        os.chdir(str(request.get("cwd") or "/"))
+    except OSError:
+        os.chdir("/")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                signal.SIGWINCH, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    threading.Thread(target=_relay_signals, args=(conn,), daemon=True).start()
+    from sdk.cli.main import main
+
+    argv = [str(a) for a in request.get("argv") or []]   # type: ignore[union-attr]
+    return int(main(argv))
+
+
+def _relay_signals(conn: socket.socket) -> None:
+    """Bytes from the client are signal numbers it received: deliver them here."""
+    while True:
+        try:
+            data = conn.recv(64)
+        except OSError:
+            return
+        if not data:
+            return
+        for signum in data:
+            try:
+                os.kill(os.getpid(), signum)
+            except (OSError, ValueError):
+                pass
