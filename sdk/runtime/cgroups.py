@@ -438,11 +438,14 @@ class _Reader:
         return fs.read(f"{os.path.dirname(d)}/{file}") if d else ""
 
 
-def cleanup_stale(parent: str, keep: Container[str], *, root: str = ROOT) -> list[str]:
+def cleanup_stale(parent: str, keep: Container[str], *, root: str = ROOT,
+                  only: Container[str] | None = None) -> list[str]:
     """Remove the child cgroups of ``parent`` whose names are not in ``keep``.
 
-    For crash repair: any hierarchy counts, processes left inside are killed.  Returns
-    the removed names; one that cannot be removed is skipped (and retried next time).
+    For crash repair: any hierarchy counts, processes left inside are killed.  With
+    ``only``, names outside it are left alone: several engines (data roots) share the
+    parent, and one must never touch another's containers.  Returns the removed
+    names; one that cannot be removed is skipped (and retried next time).
     """
     parent = _clean_path(parent)
     names: set[str] = set()
@@ -454,7 +457,7 @@ def cleanup_stale(parent: str, keep: Container[str], *, root: str = ROOT) -> lis
             continue
     removed = []
     for name in sorted(names):
-        if name in keep:
+        if name in keep or (only is not None and name not in only):
             continue
         try:
             Cgroup(f"{parent}/{name}", root=root).remove()

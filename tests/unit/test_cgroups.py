@@ -506,6 +506,15 @@ def test_cleanup_stale_removes_unknown_children(v1: FakeKernel) -> None:
     assert cleanup_stale("nothing-here", (), root=str(v1.root)) == []
 
 
+def test_cleanup_stale_leaves_other_engines_containers(v1: FakeKernel) -> None:
+    for name in ("mine-dead", "mine-alive", "other-engines"):
+        create(v1, path=f"berth/{name}")
+    removed = cleanup_stale("berth", {"mine-alive"}, root=str(v1.root),
+                            only={"mine-dead", "mine-alive"})
+    assert removed == ["mine-dead"]
+    assert len(v1.dirs("berth/other-engines")) == 10
+
+
 def test_pure_v1_kill_falls_back_to_freeze_kill_thaw(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     k = kernel(tmp_path, monkeypatch, CgroupMode.V1)
