@@ -55,7 +55,7 @@ def row(doc: dict[str, Any], now: float, *, trunc: bool, size: Any = None) -> di
         "Command": command,
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
         "RunningFor": human_duration(now - created) + " ago",
-        "Ports": "",
+        "Ports": _ports(doc),
         "State": doc["State"]["Status"],
         "Status": status_text(doc["State"], now),
         "Size": size if size is not None else "",
@@ -114,3 +114,9 @@ def cmd_ps(argv: list[str]) -> int:
         fmt = "{{.ID}}"
     sys.stdout.write(render_format(fmt, rows, HEADERS, default))
     return 0
+
+
+def _ports(doc: dict[str, Any]) -> str:
+    from sdk.network.ports import format_ports
+
+    return format_ports((doc.get("NetworkSettings") or {}).get("Ports"))

@@ -59,6 +59,15 @@ RUN_FLAGS = [
     Flag("stop-timeout", kind="int", help="Timeout (in seconds) to stop a container"),
     Flag("network", kind="str", help="Connect a container to a network"),
     Flag("net", kind="str", help="Alias of --network"),
+    Flag("ip", kind="str", help="IPv4 address (e.g., 172.30.100.104)"),
+    Flag("network-alias", kind="list", help="Add network-scoped alias for the container"),
+    Flag("net-alias", kind="list", help="Alias of --network-alias"),
+    Flag("mac-address", kind="str", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+    Flag("link", kind="list", help="Add link to another container"),
+    Flag("egress-rate", kind="str", help="Limit the container's outgoing bandwidth "
+         "(e.g. 10mbit)"),
+    Flag("ingress-rate", kind="str", help="Limit the container's incoming bandwidth "
+         "(e.g. 10mbit)"),
     Flag("dns", kind="list", help="Set custom DNS servers"),
     Flag("dns-search", kind="list", help="Set custom DNS search domains"),
     Flag("dns-option", kind="list", help="Set DNS options"),
@@ -205,6 +214,20 @@ def to_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
         kw["network_mode"] = network
     if opts.get("publish"):
         kw["ports"] = opts["publish"]
+    if opts.get("expose"):
+        kw["expose"] = opts["expose"]
+    if opts.get("ip"):
+        kw["ip"] = opts["ip"]
+    aliases = list(opts.get("network_alias") or []) + list(opts.get("net_alias") or [])
+    if aliases:
+        kw["network_aliases"] = aliases
+    if opts.get("mac_address"):
+        kw["mac_address"] = opts["mac_address"]
+    if opts.get("link"):
+        kw["links"] = opts["link"]
+    for rate in ("egress_rate", "ingress_rate"):
+        if opts.get(rate):
+            kw[rate] = opts[rate]
     if opts.get("publish_all"):
         kw["publish_all_ports"] = True
     if opts.get("log_driver") or opts.get("log_opt"):

@@ -27,7 +27,8 @@ CREATE_KWARGS = frozenset({
     "extra_hosts", "cgroup_parent", "init", "ports", "publish_all_ports", "mac_address",
     "platform", "cpus", "detach", "remove", "stream", "stdout", "stderr", "use_config_proxy",
     "network", "networking_config", "pid_mode", "ipc_mode", "uts_mode", "userns_mode",
-    "links", "pull", "attach_stdin",
+    "links", "pull", "attach_stdin", "ip", "network_aliases", "expose", "egress_rate",
+    "ingress_rate",
 })
 
 CAPABILITIES = (
@@ -378,7 +379,7 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
     if blkio and blkio < 10:
         raise InvalidArgument("invalid blkio-weight: must be between 10 and 1000")
 
-    network_mode = g("network_mode") or g("network") or "default"
+    network_mode = _network_mode(g("network_mode") or g("network") or "bridge")
     if g("network_disabled"):
         network_mode = "none"
     log_config = g("log_config") or {"Type": "json-file", "Config": {}}
@@ -421,7 +422,7 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
         "ExtraHosts": _extra_hosts(g("extra_hosts")),
         "GroupAdd": [str(x) for x in g("group_add") or []] or None,
         "IpcMode": g("ipc_mode") or "private",
-        "Links": None,
+        "Links": _links(g("links")),
         "OomScoreAdj": _int(g("oom_score_adj"), "oom-score-adj", -1000, 1000),
         "PidMode": g("pid_mode") or "",
         "Privileged": bool(g("privileged")),
@@ -459,10 +460,107 @@ def build_configs(image: str, image_config: Mapping[str, Any], command: Any,
     if g("init"):
         raise InvalidArgument("--init is not supported yet: berth has no init binary to "
                               "inject; run your own init (e.g. tini) as the entrypoint")
-    if (g("ports") or host["PublishAllPorts"]) and g("ports"):
-        raise InvalidArgument("publishing ports needs bridge networking, which is not "
-                              "available yet in this berth version")
+    _network_options(g, config, host)
     return config, host
+
+
+def _network_mode(mode: Any) -> str:
+    mode = str(mode)
+    if mode == "default":
+        return "bridge"
+    if mode.startswith("container:"):
+        if not mode.split(":", 1)[1]:
+            raise InvalidArgument("invalid network mode container: needs a container name")
+        return mode
+    import re
+
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", mode):
+        raise InvalidArgument(f"invalid network {mode!r}: use bridge, none, host, "
+                              "container:NAME or the name of a network")
+    return mode
+
+
+def _links(value: Any) -> list[str] | None:
+    """``--link NAME[:ALIAS]`` (or docker-py's {name: alias}) -> ["name:alias", ...]."""
+    if not value:
+        return None
+    items = [f"{k}:{v}" for k, v in value.items()] if isinstance(value, Mapping) else value
+    out = []
+    for item in items:
+        name, _, alias = str(item).partition(":")
+        name = name.lstrip("/")
+        alias = (alias or name).rsplit("/", 1)[-1]
+        if not name:
+            raise InvalidArgument(f"invalid --link {item!r}: expected NAME[:ALIAS]")
+        out.append(f"{name}:{alias}")
+    return out
+
+
+def _network_options(g: Any, config: dict[str, Any], host: dict[str, Any]) -> None:
+    """Ports, addresses, aliases, DNS: validated here, applied at start (sdk/network)."""
+    from sdk.network import ipam
+    from sdk.network.ports import exposed, port_bindings
+
+    mode = host["NetworkMode"]
+    bindings = port_bindings(g("ports"))
+    ports = dict(config.get("ExposedPorts") or {})
+    ports.update(exposed(_as_list(g("expose"), "expose") or []
+                         if isinstance(g("expose"), str) else g("expose") or []))
+    for key in bindings:
+        ports.setdefault(key, {})
+    if ports:
+        config["ExposedPorts"] = ports
+    if mode.startswith("container:") or mode == "none":
+        if bindings or host["PublishAllPorts"]:
+            raise InvalidArgument(f"conflicting options: port publishing and the network "
+                                  f"mode {mode}")
+        if g("hostname") and mode.startswith("container:"):
+            raise InvalidArgument("conflicting options: hostname and the network mode")
+        if g("links"):
+            raise InvalidArgument(f"conflicting options: --link and the network mode {mode}")
+    if mode == "host":
+        bindings = {}       # docker: "Published ports are discarded when using host network"
+    host["PortBindings"] = bindings
+    for server in host["Dns"]:
+        ipam.parse_address(server, "--dns address")
+    for entry in host.get("ExtraHosts") or []:
+        addr = entry.partition(":")[2]
+        if addr != "host-gateway":
+            ipam.parse_address(addr, "--add-host address")
+    ip = g("ip")
+    aliases = [str(a) for a in g("network_aliases") or []]
+    mac = g("mac_address")
+    builtin = mode in ("bridge", "none", "host") or mode.startswith("container:")
+    if ip:
+        ipam.parse_address(str(ip), "--ip")
+        if builtin:
+            raise InvalidArgument("user specified IP address is supported on user defined "
+                                  "networks only")
+    if aliases and builtin:
+        raise InvalidArgument("network-scoped alias is supported only for containers in "
+                              "user defined networks")
+    if mac:
+        import re
+
+        if not re.fullmatch(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", str(mac)) or \
+                int(str(mac)[:2], 16) & 1:
+            raise InvalidArgument(f"invalid --mac-address {mac!r}: expected a unicast "
+                                  "address like 02:42:ac:11:00:02")
+        if mode in ("none", "host") or mode.startswith("container:"):
+            raise InvalidArgument(f"conflicting options: mac-address and the network mode "
+                                  f"{mode}")
+    for key, flag in (("egress_rate", "--egress-rate"), ("ingress_rate", "--ingress-rate")):
+        if g(key):
+            from sdk.network.shaping import parse_rate
+
+            if mode in ("none", "host") or mode.startswith("container:"):
+                raise InvalidArgument(f"conflicting options: {flag} and the network mode "
+                                      f"{mode}")
+            host["EgressRate" if key == "egress_rate" else "IngressRate"] = \
+                parse_rate(g(key), flag)
+    if ip or aliases or mac or not builtin:
+        host["_berth_endpoint"] = {"Network": mode, "IPv4Address": str(ip or ""),
+                                   "Aliases": aliases, "MacAddress": str(mac or "").lower()}
 
 
 def _docker_keys(hc: Any) -> dict[str, Any]:
@@ -512,6 +610,8 @@ def _extra_hosts(value: Any) -> list[str] | None:
     out = []
     for item in items:
         name, sep, addr = str(item).partition(":")
+        if "=" in str(item) and not sep:
+            name, sep, addr = str(item).partition("=")
         if not sep or not name or not addr:
             raise InvalidArgument(f"invalid argument {item!r} for --add-host: expected "
                                   "host:ip")

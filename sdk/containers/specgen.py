@@ -44,10 +44,22 @@ def hostname_of(doc: Mapping[str, Any]) -> str:
     return str(doc["Id"][:12])
 
 
-def write_etc_files(doc: Mapping[str, Any], directory: Path) -> None:
+def write_etc_files(doc: Mapping[str, Any], directory: Path,
+                    own: Sequence[str] = (), peers: Sequence[tuple[str, Sequence[str]]] = (),
+                    gateway: str = "") -> None:
+    """hostname, hosts and resolv.conf for a start.  ``own``: the container's addresses
+    (bridge networks); ``peers``: (address, names) it resolves (network members, links)."""
     hostname = hostname_of(doc)
-    mode = doc["HostConfig"].get("NetworkMode", "default")
+    mode = doc["HostConfig"].get("NetworkMode", "bridge")
     (directory / "hostname").write_text(hostname + "\n")
+    _replace_in_place(directory / "hosts", hosts_text(doc, own, peers, gateway))
+    (directory / "resolv.conf").write_text(_resolv_conf(doc["HostConfig"], mode))
+
+
+def hosts_text(doc: Mapping[str, Any], own: Sequence[str] = (),
+               peers: Sequence[tuple[str, Sequence[str]]] = (), gateway: str = "") -> str:
+    hostname = hostname_of(doc)
+    mode = doc["HostConfig"].get("NetworkMode", "bridge")
     if mode == "host":
         try:
             hosts = Path("/etc/hosts").read_text()
@@ -57,13 +69,36 @@ def write_etc_files(doc: Mapping[str, Any], directory: Path) -> None:
         hosts = HOSTS_BASE
         fqdn = hostname + (("." + doc["Config"]["Domainname"])
                            if doc["Config"].get("Domainname") else "")
-        if mode not in ("none",):
-            hosts += f"127.0.1.1\t{fqdn} {hostname}\n" if fqdn != hostname else ""
+        names = f"{fqdn} {hostname}" if fqdn != hostname else hostname
+        if own:
+            hosts += "".join(f"{addr}\t{names}\n" for addr in own[:1])
+        elif mode != "none":
+            hosts += f"127.0.1.1\t{names}\n" if fqdn != hostname else ""
     for entry in doc["HostConfig"].get("ExtraHosts") or []:
         name, _, addr = entry.partition(":")
+        if addr == "host-gateway":
+            if not gateway:
+                continue
+            addr = gateway
         hosts += f"{addr}\t{name}\n"
-    (directory / "hosts").write_text(hosts)
-    (directory / "resolv.conf").write_text(_resolv_conf(doc["HostConfig"], mode))
+    for addr, names in peers:
+        hosts += f"{addr}\t{' '.join(names)}\n"
+    return hosts
+
+
+def write_hosts(doc: Mapping[str, Any], own: Sequence[str],
+                peers: Sequence[tuple[str, Sequence[str]]], gateway: str = "") -> None:
+    """Rewrite a running container's hosts file (network members came or went)."""
+    _replace_in_place(Path(doc["HostsPath"]), hosts_text(doc, own, peers, gateway))
+
+
+def _replace_in_place(path: Path, text: str) -> None:
+    """Truncate and write the same inode: the file is bind-mounted into the container."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def _resolv_conf(host: Mapping[str, Any], mode: str) -> str:
@@ -161,9 +196,10 @@ def _user_devices(host: Mapping[str, Any]) -> tuple[list[Device], list[DeviceRul
 
 
 def build_spec(doc: Mapping[str, Any], *, volumes: VolumeService,
-               join_net_pid: int | None = None,
+               join_net_pid: int | None = None, net_peer_dir: str | None = None,
                daemon_ulimits: Mapping[str, Any] | None = None,
-               no_new_privileges_default: bool = False) -> RuntimeSpec:
+               no_new_privileges_default: bool = False,
+               link_env: Sequence[str] = ()) -> RuntimeSpec:
     cfg, host = doc["Config"], doc["HostConfig"]
     cdir = Path(doc["HostsPath"]).parent
     privileged = bool(host.get("Privileged"))
@@ -188,8 +224,10 @@ def build_spec(doc: Mapping[str, Any], *, volumes: VolumeService,
         host.get("Tmpfs") or {})
     for target, name in (("/etc/resolv.conf", "resolv.conf"), ("/etc/hostname", "hostname"),
                          ("/etc/hosts", "hosts")):
+        # container:NAME shares the other container's hosts and resolv.conf too
+        src = Path(net_peer_dir) if net_peer_dir and name != "hostname" else cdir
         if target not in user_targets:
-            mounts.append(Mount(target=target, kind="bind", source=str(cdir / name),
+            mounts.append(Mount(target=target, kind="bind", source=str(src / name),
                                 readonly=bool(host.get("ReadonlyRootfs"))))
     for m in doc.get("Mounts") or []:
         ro = not m.get("RW", True)
@@ -219,7 +257,7 @@ def build_spec(doc: Mapping[str, Any], *, volumes: VolumeService,
     nnp = no_new_privileges_default or any(
         o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
         for o in sec)
-    env = list(cfg.get("Env") or [])
+    env = list(cfg.get("Env") or []) + list(link_env)
     keys = {e.partition("=")[0] for e in env}
     if "PATH" not in keys:
         env.insert(0, "PATH=" + defaults.DEFAULT_PATH)
