@@ -279,6 +279,11 @@ class ContainerService:
         shutil.rmtree(self.dir(cid), ignore_errors=True)
         with self.db.write() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (cid,))
+            if doc:   # `wait --condition removed` still learns how it ended
+                now = time.time()
+                conn.execute("DELETE FROM exits WHERE at < ?", (now - 3600,))
+                conn.execute("INSERT OR REPLACE INTO exits VALUES (?,?,?)",
+                             (cid, doc["State"].get("ExitCode", 0), now))
         if remove_volumes and doc:
             for m in doc.get("Mounts") or []:
                 if m.get("Type") == "volume" and self.volumes.is_anonymous(m["Name"]) \

@@ -24,6 +24,7 @@ from sdk.tasks.procs import alive, exit_code
 
 if TYPE_CHECKING:
     from sdk.engine import Engine
+    from sdk.network.service import NetworkService
     from sdk.runtime.cgroups import Cgroup
     from sdk.tasks.supervisor import Terminal
 
@@ -38,9 +39,18 @@ class TaskService:
     def store(self) -> Any:
         return self.engine.container_store
 
+    @property
+    def network(self) -> NetworkService:
+        return self.engine.networks.service
+
     # ---- state repair ---------------------------------------------------------------
     def reconcile(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Fix a record whose supervisor is gone; returns the (possibly new) record."""
+        if "_berth_endpoint" in doc["HostConfig"]:
+            try:
+                doc = self.store.modify(doc["Id"], self.network.normalize)
+            except SdkError:
+                pass
         state = doc["State"]
         if state["Status"] not in RUNNING_STATES:
             return doc
@@ -52,10 +62,17 @@ class TaskService:
             self._cgroup(doc).remove()
         except SdkError:
             pass          # still busy: Engine.repair (system prune) tries again
+        try:
+            self.network.release_container(doc["Id"], explicit=True)
+        except SdkError:
+            pass          # leases name the dead supervisor: Engine.repair retries
 
         def dead(d: dict[str, Any]) -> None:
+            from sdk.network.service import cleared_settings
+
             if d["State"]["Status"] not in RUNNING_STATES:
                 return
+            cleared_settings(d)
             d["State"].update(Status="exited", Running=False, Paused=False,
                               Restarting=False, Pid=0, ExitCode=137,
                               Error="the container's supervisor died",
@@ -86,6 +103,14 @@ class TaskService:
         if not alive(st["Pid"], doc["_berth"].get("pid_start", 0)):
             raise Conflict(f"Container {doc['Id']} is not running")
         return int(st["Pid"])
+
+    def network_peer_dir(self, doc: dict[str, Any]) -> str | None:
+        """container:NAME: the directory whose hosts and resolv.conf are shared."""
+        mode = doc["HostConfig"].get("NetworkMode") or ""
+        if not mode.startswith("container:"):
+            return None
+        peer = self.store.get(mode.split(":", 1)[1])
+        return str(self.store.dir(peer["Id"]))
 
     def network_peer_pid(self, doc: dict[str, Any]) -> int | None:
         mode = doc["HostConfig"].get("NetworkMode") or ""
@@ -226,7 +251,9 @@ class TaskService:
         while True:
             cur = self.store.load(cid)
             if cur is None:
-                return {"StatusCode": doc["State"]["ExitCode"], "Error": None}
+                row = self.store.db.one("SELECT code FROM exits WHERE id=?", (cid,))
+                code = row["code"] if row else doc["State"]["ExitCode"]
+                return {"StatusCode": code, "Error": None}
             cur = self.reconcile(cur)
             running = cur["State"]["Status"] in RUNNING_STATES
             seen_running = seen_running or running
@@ -370,6 +397,28 @@ class TaskService:
         relay(started.pty_master, started.pid, interactive=interactive)
         _, status = os.waitpid(started.pid, 0)
         return exit_code(status)
+
+    def exec_spawn(self, ref: str, cmd: Sequence[str], *, tty: bool, stdin: int | None = None,
+                   stdout: int | None = None, stderr: int | None = None,
+                   user: str | None = None, env: Sequence[str] = (),
+                   workdir: str | None = None, privileged: bool = False) -> Any:
+        """Start an exec and return at once (``Started``: pid, and the pty master with
+        ``tty``); the caller relays the streams and reaps the pid.  For the API server."""
+        from sdk.runtime.execin import exec_in
+        from sdk.runtime.spawn import Stdio
+
+        doc = self.get(ref)
+        if doc["State"]["Status"] == "paused":
+            raise Conflict(f"Container {doc['Id']} is paused, unpause the container before "
+                           "exec")
+        pid = self.running_pid(doc)
+        if tty and not any(e.startswith("TERM=") for e in env):
+            env = [*env, "TERM=xterm"]
+        process = self.exec_process(doc, cmd, user=user, env=env, workdir=workdir,
+                                    privileged=privileged, tty=tty)
+        stdio = Stdio() if tty else Stdio(stdin=stdin, stdout=stdout, stderr=stderr)
+        return exec_in(pid, process, stdio, on_created=self._cgroup(doc).add,
+                       privileged=privileged, die_with_parent=False)
 
     # ---- inspection -----------------------------------------------------------------
     def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sdk.tasks.procs import exit_code, start_time
 
 if TYPE_CHECKING:
     from sdk.engine import Engine
+    from sdk.network.service import Attachment
     from sdk.runtime.cgroups import Cgroup
     from sdk.tasks.logs import JsonFileWriter
 
@@ -75,6 +76,8 @@ class Supervisor:
         self.health: Any = None
         self.listener: Any = None
         self.clients: dict[int, Any] = {}
+        self.stdin_once = False
+        self.net: Attachment | None = None     # network side of the current start
 
     # ---- one start ------------------------------------------------------------
     def start(self) -> Running:
@@ -89,13 +92,30 @@ class Supervisor:
         if doc is None:
             raise SdkError(f"No such container: {self.cid}")
         join_pid = engine.tasks.network_peer_pid(doc)
-        spec = build_spec(doc, volumes=engine.volume_store, join_net_pid=join_pid,
-                          daemon_ulimits=engine.config.default_ulimits or {},
-                          no_new_privileges_default=bool(engine.config.no_new_privileges))
-        write_etc_files(doc, engine.container_store.dir(self.cid))
-        engine.tasks.prefill_volumes(doc)
-        cgroup = Cgroup.create(f"{spec.cgroup_parent}/{self.cid}", spec.resources,
-                               spec.device_rules)
+        net = engine.tasks.network.prepare(doc)     # leases, held ports: released on error
+        try:
+            own, peers, gateway = engine.tasks.network.names_for(doc) if net.endpoints \
+                else ([], [], "")
+            link_env = engine.tasks.network.links_of(doc)[1] \
+                if doc["HostConfig"].get("Links") else []
+            spec = build_spec(doc, volumes=engine.volume_store, join_net_pid=join_pid,
+                              net_peer_dir=engine.tasks.network_peer_dir(doc),
+                              daemon_ulimits=engine.config.default_ulimits or {},
+                              no_new_privileges_default=bool(engine.config.no_new_privileges),
+                              link_env=link_env)
+            write_etc_files(doc, engine.container_store.dir(self.cid), own, peers, gateway)
+            engine.tasks.prefill_volumes(doc)
+            cgroup = Cgroup.create(f"{spec.cgroup_parent}/{self.cid}", spec.resources,
+                                   spec.device_rules)
+        except BaseException:
+            net.release(explicit=True)
+            raise
+        self.net = net
+
+        def created(pid: int) -> None:
+            cgroup.add(pid)
+            net.attach(pid)
+
         opened: list[int] = []
         try:
             fds: dict[int, str] = {}
@@ -110,11 +130,12 @@ class Supervisor:
                     stdin_r, stdin_w = os.pipe()
                     opened += [stdin_r, stdin_w]
                 stdio = Stdio(stdin=stdin_r, stdout=out_w, stderr=err_w)
-            started = runtime_start(spec, stdio, on_created=cgroup.add)
+            started = runtime_start(spec, stdio, on_created=created)
         except BaseException:
             for fd in opened:
                 os.close(fd)
             cgroup.remove()
+            net.release(explicit=True)
             raise
         for fd in opened:
             if fd not in fds and fd != stdin_w:
@@ -143,8 +164,13 @@ class Supervisor:
             d["_berth"]["monitor"] = {"pid": my_pid, "start": start_time(my_pid)}
             d["_berth"]["pid_start"] = pid_start
             d["_berth"]["stopped_by_user"] = False
+            net.record(d)
 
-        engine.container_store.modify(self.cid, mark_running)
+        try:
+            engine.container_store.modify(self.cid, mark_running)
+        except BaseException:
+            net.release(explicit=True)
+            raise
         self.run = run
         return run
 
@@ -197,7 +223,8 @@ class Supervisor:
             except SdkError as exc:
                 self.record_start_error(exc)
                 break
-        if doc["HostConfig"].get("AutoRemove"):
+        # an API client attached before the start removes it once it has read all output
+        if doc["HostConfig"].get("AutoRemove") and not doc["_berth"].get("remove_by_attach"):
             self.engine.tasks.remove_after_exit(self.cid)
         return code
 
@@ -313,6 +340,9 @@ class Supervisor:
         sock.setblocking(False)
         self.listener = sock
         self.tty = run.pty is not None
+        doc = self.engine.container_store.load(self.cid) or {"Config": {}}
+        # docker's StdinOnce (`run -i` attached): the first client's EOF is stdin's EOF
+        self.stdin_once = bool(doc["Config"].get("StdinOnce"))
         self.selector.register(sock, selectors.EVENT_READ, "accept")
 
     def _accept(self) -> None:
@@ -334,6 +364,15 @@ class Supervisor:
         except OSError:
             data = b""
         if not data:
+            if self.stdin_once and run.stdin_w is not None:
+                # a half-close: stdin ends, the client still reads the output
+                os.close(run.stdin_w)
+                run.stdin_w = None
+                try:
+                    self.selector.unregister(conn)
+                except (KeyError, ValueError):
+                    pass
+                return
             self._drop_client(fd)
             return
         if run.stdin_w is not None:
@@ -467,15 +506,31 @@ class Supervisor:
             print(f"berth: cgroup cleanup of {self.cid[:12]} failed: {exc}", file=sys.stderr)
 
         def exited(d: dict[str, Any]) -> None:
+            from sdk.network.service import cleared_settings
+
             st = d["State"]
             st.update(Status="exited", Running=False, Paused=False, Restarting=False,
                       OOMKilled=oom, Pid=0, ExitCode=code, FinishedAt=now_rfc3339())
+            cleared_settings(d)
             # the monitor entry stays: this supervisor may still restart the container
 
+        self._release_net()     # before "exited": a returning stop finds nothing held
         try:
             return self.engine.container_store.modify(self.cid, exited)
         except SdkError:
             return None    # removed while running (rm -f)
+
+    def _release_net(self) -> None:
+        """Leases, held ports and rules go back; the veth pair dies with the netns."""
+        if self.net is not None:
+            try:
+                self.net.release()
+            except SdkError as exc:   # repair retries: leases name this supervisor
+                import sys
+
+                print(f"berth: network cleanup of {self.cid[:12]} failed: {exc}",
+                      file=sys.stderr)
+            self.net = None
 
 
 def _policy_text(policy: dict[str, Any]) -> str:
@@ -579,6 +634,7 @@ def _supervisor_main(parent_engine: Engine, cid: str, ready_fd: int) -> None:
                 sup.run.cgroup.kill_all()
             except Exception:  # noqa: BLE001
                 pass
+        sup._release_net()
         raise
 
 
