@@ -262,3 +262,30 @@ def test_cli_forwards_to_the_warm_daemon(daemon: str, tmp_path: Path) -> None:
     env["BERTH_HOST"] = f"unix://{tmp_path}/absent.sock"
     r = berth("ps")
     assert r.returncode == 125 and "cannot reach the daemon" in r.stderr
+
+
+def test_docker_py_networks(daemon: str) -> None:
+    client = docker_py.DockerClient(base_url=f"unix://{daemon}", version="auto")
+    net = client.networks.create("api-net", labels={"a": "b"})
+    try:
+        assert net.attrs["Name"] == "api-net"
+        assert "api-net" in [n.name for n in client.networks.list()]
+        server = client.containers.run("busybox", ["sleep", "60"], detach=True,
+                                       name="api-srv", network="api-net")
+        try:
+            out = client.containers.run("busybox", ["ping", "-c", "1", "-W", "2", "api-srv"],
+                                        network="api-net", remove=True)
+            assert b"1 packets received" in out
+            other = client.containers.run("busybox", ["sleep", "60"], detach=True,
+                                          name="api-other", network_mode="none")
+            try:
+                with pytest.raises(docker_py.errors.APIError):
+                    net.connect(other)        # a --network none container cannot join
+            finally:
+                other.remove(force=True)
+        finally:
+            server.remove(force=True)
+    finally:
+        net.remove()
+    with pytest.raises(docker_py.errors.NotFound):
+        client.networks.get("api-net")
