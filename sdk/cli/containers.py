@@ -19,7 +19,10 @@ def _create(opts: dict[str, Any], args: list[str], *, detach: bool) -> tuple[Any
         raise UsageError(f'invalid pull option: "{pull}": must be one of "always", '
                          '"missing" or "never"')
     eng = engine()
-    eng.image_store.ensure_local(image, pull)
+    from sdk.cli.remote import run_pull_hooks
+
+    eng.image_store.ensure_local(image, pull, **run_pull_hooks(bool(opts.get("quiet")),
+                                                               opts.get("platform")))
     doc = eng.container_store.create(image, command, detach=detach, **kwargs)
     if opts.get("cidfile"):
         _write_cidfile(opts["cidfile"], doc["Id"])

@@ -67,6 +67,10 @@ class ImageService:
         self.content = content
         self.layers = layers
         self.driver = driver
+        #: daemon.json (registry-mirrors, insecure-registries, ...) for pull/push; the
+        #: Engine sets it, a bare ImageService pulls with the defaults
+        self.registry_config: Any = None
+        self._repo_table = False
 
     # ---- creating -----------------------------------------------------------------
     def add_layer(self, stream: IO[bytes], parent: LayerRecord | None) -> LayerRecord:
@@ -96,6 +100,117 @@ class ImageService:
                           parent.chain_id if parent else None, record.blob_digest,
                           record.media_type, record.blob_size, record.size))
         return record
+
+    def add_blob_layer(self, blob_digest: str, media_type: str, diff_id: str,
+                       parent: LayerRecord | None) -> LayerRecord:
+        """Unpack a layer whose (compressed) blob is already in the content store.
+
+        The blob stays as pulled (its digest and media type are what the manifest
+        names, so a push gives the same digests); the DiffID of the decompressed tar
+        must equal ``diff_id`` (from the image config) or nothing is kept.  Unpacking
+        one chain id is serialised across processes with ``flock``.
+        """
+        from sdk.content.digest import check_digest
+
+        check_digest(diff_id, "diff id")
+        cid = diff_id if parent is None else _chain(parent.chain_id, diff_id)
+        with self.lock("layer", cid):
+            existing = self.db.one("SELECT * FROM layers WHERE chain_id=?", (cid,))
+            if existing and self.layers.exists(cid):
+                return _layer_from_row(existing)
+            had_layer = self.layers.exists(cid)
+            with self.content.open(blob_digest) as blob:
+                result = self.layers.create(cid, parent.chain_id if parent else None, blob)
+            if result.diff_id != diff_id:
+                if not had_layer:
+                    self.layers.remove(cid)
+                raise InvalidArgument(f"layer {blob_digest}: DiffID mismatch: the image "
+                                      f"config says {diff_id}, the content is "
+                                      f"{result.diff_id}")
+            record = LayerRecord(cid, diff_id, blob_digest, media_type,
+                                 self.content.size(blob_digest), self.layers.size(cid))
+            with self.db.write() as conn:
+                conn.execute("INSERT OR IGNORE INTO layers VALUES (?,?,?,?,?,?,?)",
+                             (record.chain_id, record.diff_id,
+                              parent.chain_id if parent else None, record.blob_digest,
+                              record.media_type, record.blob_size, record.size))
+            return record
+
+    def lock(self, kind: str, digest: str) -> Any:
+        """An exclusive cross-process lock for one blob or chain id (striped files)."""
+        from sdk.content.digest import check_digest
+
+        return _FileLock(self.content.root / "locks" / f"{kind}-{check_digest(digest)[:2]}")
+
+    def _ensure_repo_table(self) -> None:
+        if self._repo_table:
+            return
+        from sdk.store.db import SCHEMA
+
+        start = SCHEMA.index("CREATE TABLE IF NOT EXISTS image_repo_digests")
+        self.db.conn.execute(SCHEMA[start:SCHEMA.index(";", start)])
+        self._repo_table = True
+
+    def record_pulled(self, config_bytes: bytes, layers: list[LayerRecord], *,
+                      manifest: bytes, repository: str, digest: str,
+                      tag: str | None = None, adopt_manifest: bool = True) -> str:
+        """Record a pulled image with its config and manifest byte-exact; returns its ID.
+
+        ``manifest`` is the image manifest (kept so a push re-creates the same digest);
+        ``digest`` is what was resolved from the registry (the index's digest for a
+        multi-platform image): the RepoDigest, ``repository@digest``.
+        """
+        config = json.loads(config_bytes)
+        image_id = self.content.put_bytes(config_bytes)
+        manifest_digest = self.content.put_bytes(manifest)
+        full_tag = normalize_tag(f"{repository}:{tag}") if tag else None
+        size = sum(lr.size for lr in layers)
+        self._ensure_repo_table()
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO images VALUES (?,?,?,?,?,?,?)",
+                (image_id, config.get("created") or now_rfc3339(), size,
+                 layers[-1].chain_id if layers else None, None, manifest_digest,
+                 time.time()))
+            if adopt_manifest:
+                conn.execute("UPDATE images SET manifest_digest=? WHERE id=?",
+                             (manifest_digest, image_id))
+            conn.execute("DELETE FROM image_layers WHERE image_id=?", (image_id,))
+            conn.executemany("INSERT INTO image_layers VALUES (?,?,?)",
+                             [(image_id, i, lr.chain_id) for i, lr in enumerate(layers)])
+            conn.execute("DELETE FROM image_repo_digests WHERE image_id=? AND repository=?",
+                         (image_id, repository))
+            conn.execute("INSERT OR REPLACE INTO image_repo_digests VALUES (?,?,?,?)",
+                         (image_id, repository, digest, manifest_digest))
+            if full_tag:
+                conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (full_tag, image_id))
+        return image_id
+
+    def record_pushed(self, image_id: str, repository: str, digest: str) -> None:
+        self._ensure_repo_table()
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO image_repo_digests VALUES (?,?,?,?)",
+                         (image_id, repository, digest, digest))
+
+    def repo_digests(self, image_id: str) -> list[tuple[str, str]]:
+        """``[(repository, digest)]`` this image was pulled from or pushed to."""
+        self._ensure_repo_table()
+        rows = self.db.query("SELECT repository, digest FROM image_repo_digests WHERE "
+                             "image_id=? ORDER BY repository", (image_id,))
+        return [(r["repository"], r["digest"]) for r in rows]
+
+    def manifest_for_push(self, image_id: str) -> tuple[bytes, str]:
+        """The image manifest to push (as pulled, or berth's own) and its media type."""
+        row = self.db.one("SELECT manifest_digest FROM images WHERE id=?", (image_id,))
+        if row is None:
+            raise ImageNotFound(f"No such image: {image_id}")
+        raw: bytes | None = None
+        if row["manifest_digest"] and self.content.exists(row["manifest_digest"]):
+            raw = self.content.read_bytes(row["manifest_digest"])
+        if raw is None:
+            raise ImageNotFound(f"image {image_id[7:19]} has no manifest to push")
+        media = json.loads(raw).get("mediaType") or OCI_MANIFEST
+        return raw, media
 
     def create_image(self, config: dict[str, Any], layers: list[LayerRecord],
                      tags: Iterable[str] = (), parent: str = "") -> str:
@@ -172,22 +287,24 @@ class ImageService:
             raise ImageNotFound(f"No such image: {ref}")
         return str(row["image_id"])
 
-    def ensure_local(self, ref: str, pull: str = "missing") -> str:
+    def ensure_local(self, ref: str, pull: str = "missing", *, progress: Any = None,
+                     platform: str | None = None, on_missing: Any = None) -> str:
         """The image ID for ``ref``; ``pull`` is docker's missing|always|never."""
         if pull not in ("always", "missing", "never"):
             raise InvalidArgument(f'invalid pull option: "{pull}": must be one of "always", '
                                   '"missing" or "never"')
-        if pull == "always":
-            raise InvalidArgument("--pull always needs pulling from registries, which is not "
-                                  "available yet in this berth version (use --pull missing)")
-        try:
-            return self.resolve(ref)
-        except ImageNotFound:
-            if pull == "never":
-                raise
-            raise ImageNotFound(
-                f"Unable to find image '{ref}' locally (pulling from registries arrives "
-                "with images over the wire; use `berth import` or `berth load`)") from None
+        if pull != "always":
+            try:
+                return self.resolve(ref)
+            except ImageNotFound:
+                if pull == "never":
+                    raise
+            if on_missing is not None:
+                on_missing(ref)
+        from sdk.distribution.pull import pull_image
+
+        ids = pull_image(self, ref, platform=platform, progress=progress)
+        return ids[0]
 
     def config(self, image_id: str) -> dict[str, Any]:
         return json.loads(self.content.read_bytes(image_id))
@@ -226,7 +343,7 @@ class ImageService:
         return {
             "Id": image_id,
             "RepoTags": self.tags_of(image_id),
-            "RepoDigests": [],
+            "RepoDigests": [f"{familiar(r)}@{d}" for r, d in self.repo_digests(image_id)],
             "Parent": row["parent"] or "",
             "Comment": cfg.get("comment", ""),
             "Created": cfg.get("created", row["created"]),
@@ -316,6 +433,29 @@ class ImageService:
             self.layers.remove(lr.chain_id)
             if not self.db.one("SELECT 1 FROM layers WHERE blob_digest=?", (lr.blob_digest,)):
                 self.content.delete(lr.blob_digest)
+
+
+class _FileLock:
+    """``flock`` on a file, as a context manager."""
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self._fd = -1
+
+    def __enter__(self) -> _FileLock:
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        os.close(self._fd)      # closing releases the lock
+        self._fd = -1
 
 
 def _chain(parent_chain: str, diff_id: str) -> str:

@@ -1,0 +1,388 @@
+"""``pull``: resolve a reference, verify everything, download in parallel, unpack in order.
+
+Guarantees:
+
+* the manifest's bytes hash to the digest asked for (or recorded, for a tag); every
+  blob is hashed and size-checked while it streams into the content store, which only
+  publishes it after the check (atomic rename); each layer's DiffID is checked after
+  decompression, while unpacking;
+* blobs already in the content store are not fetched again, and two processes pulling
+  the same blob serialise on a lock, so the second finds it present;
+* layers download in parallel (``max-concurrent-downloads``) while the main thread
+  unpacks them in order as they complete;
+* any mismatch aborts before the image or its tag is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sdk._internal.reference import Reference, parse_docker_ref, parse_reference
+from sdk.distribution.auth import scope_for
+from sdk.distribution.manifest import (
+    ACCEPT,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Manifest,
+    Platform,
+    parse_manifest,
+    parse_platform,
+    select_platform,
+)
+from sdk.distribution.transport import RegistryClient, RegistryError, Unreachable
+from sdk.errors import ImageNotFound, InvalidArgument, SdkError
+
+if TYPE_CHECKING:
+    from sdk.images.service import ImageService, LayerRecord
+
+Progress = Callable[[dict[str, Any]], None]
+MAX_CONFIG_BYTES = 16 << 20
+_CHUNK = 1 << 20
+
+
+def _noop(_event: dict[str, Any]) -> None:
+    pass
+
+
+def short_id(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def new_client(svc: ImageService, host: str, *, push: bool = False,
+               pool: int = 8) -> RegistryClient:
+    from sdk.distribution.credentials import CredentialStore
+
+    cfg = svc.registry_config
+    insecure = tuple(getattr(cfg, "insecure_registries", ()) or ())
+    mirrors = tuple(getattr(cfg, "registry_mirrors", ()) or ())
+    creds = CredentialStore().get(host)
+    return RegistryClient(host, insecure=insecure, mirrors=mirrors, credentials=creds,
+                          push=push, pool=pool,
+                          config_path=str(getattr(cfg, "path", "") or "daemon.json"))
+
+
+def _cfg_int(svc: ImageService, name: str, default: int) -> int:
+    value = getattr(svc.registry_config, name, default)
+    return value if isinstance(value, int) and value > 0 else default
+
+
+@dataclass
+class PullResult:
+    image_id: str
+    digest: str
+    fresh: bool
+
+
+class Puller:
+    """Pulls images of one repository from one registry client."""
+
+    def __init__(self, svc: ImageService, client: RegistryClient, ref: Reference, *,
+                 platform: Platform | None, progress: Progress, downloads: int,
+                 attempts: int = 3) -> None:
+        self.svc = svc
+        self.client = client
+        self.ref = ref
+        self.repo = ref.path
+        self.platform = platform
+        self.progress = progress
+        self.downloads = downloads
+        self.attempts = attempts
+        self.scopes = (scope_for(ref.path, "pull"),)
+        self._cancel = threading.Event()
+
+    # ---- manifests --------------------------------------------------------------------
+    def fetch_manifest(self, reference: str, what: str) -> Manifest:
+        resp = self.client.request("GET", f"/v2/{self.repo}/manifests/{reference}",
+                                   scopes=self.scopes, headers={"Accept": ACCEPT},
+                                   stream=True)
+        with resp:
+            if resp.status_code != 200:
+                raise self.client.fail(resp, repository=self.repo, what=what)
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+                raise InvalidArgument(f"manifest for {what} on registry {self.client.host} "
+                                      f"is too big: {length} bytes (limit 4 MiB)")
+            raw = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest for {what}")
+            ctype = resp.headers.get("Content-Type", "")
+            header_digest = resp.headers.get("Docker-Content-Digest", "")
+        expected = reference if reference.startswith("sha256:") else ""
+        manifest = parse_manifest(raw, ctype, expected)
+        if not expected and header_digest.startswith("sha256:") and \
+                header_digest != manifest.digest:
+            raise InvalidArgument(f"manifest for {what} from registry {self.client.host}: "
+                                  f"Docker-Content-Digest {header_digest} does not match "
+                                  f"the content ({manifest.digest})")
+        return manifest
+
+    def resolve(self, reference: str, what: str) -> tuple[Manifest, str]:
+        """The image manifest for ``reference`` and the digest it resolved to."""
+        top = self.fetch_manifest(reference, what)
+        if not top.is_index:
+            return top, top.digest
+        desc = select_platform(top, self.platform)
+        child = self.fetch_manifest(desc.digest, f"{what} ({desc.digest})")
+        if child.is_index:
+            raise InvalidArgument(f"manifest list {top.digest} points to another index; "
+                                  "nested indexes are not supported")
+        if len(child.raw) != desc.size:
+            raise InvalidArgument(f"manifest {desc.digest}: size {len(child.raw)} does not "
+                                  f"match the index ({desc.size})")
+        return child, top.digest
+
+    # ---- blobs ------------------------------------------------------------------------
+    def fetch_small_blob(self, desc: Descriptor, limit: int = MAX_CONFIG_BYTES) -> bytes:
+        if desc.size > limit:
+            raise InvalidArgument(f"blob {desc.digest} is too big ({desc.size} bytes)")
+        content = self.svc.content
+        if content.exists(desc.digest):
+            return content.read_bytes(desc.digest)
+        resp = self.client.request("GET", f"/v2/{self.repo}/blobs/{desc.digest}",
+                                   scopes=self.scopes, stream=True)
+        with resp:
+            if resp.status_code != 200:
+                raise self.client.fail(resp, repository=self.repo, what=f"blob {desc.digest}")
+            data = _read_capped(resp, desc.size, f"blob {desc.digest}")
+        with content.writer() as w:
+            w.write(data)
+            w.commit(desc.digest, desc.size)
+        return data
+
+    def download(self, desc: Descriptor) -> None:
+        """Stream one layer blob into the content store, verified; retried on I/O errors."""
+        sid = short_id(desc.digest)
+        with self.svc.lock("blob", desc.digest):
+            if self.svc.content.exists(desc.digest):
+                self.progress({"status": "Download complete", "id": sid,
+                               "progressDetail": {}})
+                return
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    self._download_once(desc, sid)
+                    break
+                except _Transient as exc:
+                    if attempt == self.attempts or self._cancel.is_set():
+                        raise Unreachable(f"downloading {desc.digest} from registry "
+                                          f"{self.client.host} failed: {exc}") from None
+                    self.progress({"status": f"Retrying in {attempt} second",
+                                   "id": sid, "progressDetail": {}})
+                    time.sleep(attempt)
+        self.progress({"status": "Download complete", "id": sid, "progressDetail": {}})
+
+    def _download_once(self, desc: Descriptor, sid: str) -> None:
+        import requests
+
+        resp = self.client.request("GET", f"/v2/{self.repo}/blobs/{desc.digest}",
+                                   scopes=self.scopes, stream=True)
+        with resp, self.svc.content.writer() as writer:
+            if resp.status_code != 200:
+                raise self.client.fail(resp, repository=self.repo, what=f"blob {desc.digest}")
+            last = 0.0
+            try:
+                for chunk in resp.iter_content(_CHUNK):
+                    if self._cancel.is_set():
+                        raise _Cancelled()
+                    writer.write(chunk)
+                    if writer.size > desc.size:
+                        raise InvalidArgument(
+                            f"blob {desc.digest} from registry {self.client.host} is bigger "
+                            f"than the {desc.size} bytes the manifest says")
+                    now = time.monotonic()
+                    if now - last > 0.1:
+                        last = now
+                        self.progress({"status": "Downloading", "id": sid, "progressDetail":
+                                       {"current": writer.size, "total": desc.size}})
+            except (requests.exceptions.ConnectionError,
+                    requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.Timeout) as exc:
+                raise _Transient(str(exc).splitlines()[0][:200]) from None
+            self.progress({"status": "Verifying Checksum", "id": sid, "progressDetail": {}})
+            try:
+                writer.commit(desc.digest, desc.size)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"registry {self.client.host}: {exc}") from None
+
+    # ---- the pull ---------------------------------------------------------------------
+    def pull(self, reference: str, tag: str | None) -> PullResult:
+        shown = f"{self.ref.name}:{tag}" if tag else f"{self.ref.name}@{reference}"
+        manifest, top_digest = self.resolve(reference, f"manifest for {shown}")
+        assert manifest.config is not None
+        config_bytes = self.fetch_small_blob(manifest.config)
+        try:
+            config = json.loads(config_bytes)
+            diff_ids = list(config["rootfs"]["diff_ids"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument(f"image config {manifest.config.digest} is not a valid "
+                                  "image config (rootfs.diff_ids missing)") from None
+        if len(diff_ids) != len(manifest.layers):
+            raise InvalidArgument(f"image {manifest.digest}: {len(manifest.layers)} layers "
+                                  f"but {len(diff_ids)} DiffIDs in the config")
+        if self.platform is not None and config.get("architecture") and \
+                config.get("architecture") != self.platform.architecture:
+            raise InvalidArgument(f"image {shown} is for {config.get('os')}/"
+                                  f"{config.get('architecture')}, not {self.platform}")
+        image_id = manifest.config.digest
+        fresh = not (self.svc.exists(image_id)
+                     and len(self.svc.layer_chain(image_id)) == len(diff_ids))
+        layers = self._layers(manifest, diff_ids) if fresh else \
+            self.svc.layer_chain(image_id)
+        # the pulled manifest becomes the one pushed only when all its blobs are here
+        adopt = all(self.svc.content.exists(d.digest) for d in manifest.layers)
+        image_id = self.svc.record_pulled(config_bytes, layers, manifest=manifest.raw,
+                                          repository=self.ref.name, digest=top_digest,
+                                          tag=tag, adopt_manifest=adopt)
+        return PullResult(image_id, top_digest, fresh)
+
+    def _layers(self, manifest: Manifest, diff_ids: list[str]) -> list[LayerRecord]:
+        from sdk.snapshots.layers import chain_id
+
+        content = self.svc.content
+        chains = [chain_id(diff_ids[:i + 1]) for i in range(len(diff_ids))]
+        present = []
+        for desc, cid in zip(manifest.layers, chains, strict=True):
+            if content.exists(desc.digest) and content.size(desc.digest) != desc.size:
+                raise InvalidArgument(f"size mismatch for blob {desc.digest}: the manifest "
+                                      f"says {desc.size} bytes, it has "
+                                      f"{content.size(desc.digest)}")
+            row = self.svc.db.one("SELECT blob_digest FROM layers WHERE chain_id=?", (cid,))
+            here = content.exists(desc.digest) and row is not None and \
+                self.svc.layers.exists(cid)
+            present.append(here)
+            self.progress({"status": "Already exists" if here else "Pulling fs layer",
+                           "id": short_id(desc.digest), "progressDetail": {}})
+        pool = ThreadPoolExecutor(max_workers=self.downloads, thread_name_prefix="pull")
+        futures: list[Future[None] | None] = []
+        try:
+            for desc, here in zip(manifest.layers, present, strict=True):
+                futures.append(None if here or content.exists(desc.digest)
+                               else pool.submit(self.download, desc))
+            records: list[LayerRecord] = []
+            parent: LayerRecord | None = None
+            for desc, diff_id, fut, here in zip(manifest.layers, diff_ids, futures, present,
+                                                strict=True):
+                sid = short_id(desc.digest)
+                if fut is not None:
+                    fut.result()
+                if not here:
+                    self.progress({"status": "Extracting", "id": sid, "progressDetail": {}})
+                parent = self.svc.add_blob_layer(desc.digest, desc.media_type, diff_id,
+                                                 parent)
+                records.append(parent)
+                if not here:
+                    self.progress({"status": "Pull complete", "id": sid,
+                                   "progressDetail": {}})
+            return records
+        except BaseException:
+            self._cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Transient(Exception):
+    pass
+
+
+class _Cancelled(SdkError):
+    def __init__(self) -> None:
+        super().__init__("download cancelled")
+
+
+def _read_capped(resp: Any, limit: int, what: str) -> bytes:
+    buf = bytearray()
+    for chunk in resp.iter_content(1 << 16):
+        buf += chunk
+        if len(buf) > limit:
+            raise InvalidArgument(f"{what} is bigger than {limit} bytes: refused")
+    return bytes(buf)
+
+
+def list_tags(client: RegistryClient, repo: str) -> list[str]:
+    """Every tag of ``repo``, following ``Link: <...>; rel="next"`` pagination."""
+    scopes = (scope_for(repo, "pull"),)
+    path: str | None = f"/v2/{repo}/tags/list"
+    tags: list[str] = []
+    for _ in range(10000):
+        if path is None:
+            break
+        resp = client.request("GET", path, scopes=scopes)
+        if resp.status_code != 200:
+            raise client.fail(resp, repository=repo, what=f"tags of {repo}")
+        doc = resp.json()
+        tags += [str(t) for t in (doc.get("tags") or [])]
+        path = next_link(resp.headers.get("Link", ""))
+    return tags
+
+
+def next_link(header: str) -> str | None:
+    """The ``rel="next"`` target of an RFC 5988 Link header."""
+    for part in header.split(","):
+        url, _, params = part.partition(";")
+        url = url.strip()
+        if url.startswith("<") and url.endswith(">") and \
+                any(p.strip().replace(" ", "") in ('rel="next"', "rel=next")
+                    for p in params.split(";")):
+            return url[1:-1]
+    return None
+
+
+def pull_image(svc: ImageService, ref_text: str, *, platform: str | None = None,
+               all_tags: bool = False, progress: Progress | None = None) -> list[str]:
+    """Pull ``ref_text`` (or every tag of its repository); returns the image IDs.
+
+    Progress events are docker's JSON messages: ``{"status", "id", "progressDetail"}``.
+    """
+    emit = progress or _noop
+    if all_tags:
+        ref = parse_reference(ref_text)
+        if not ref.is_name_only:
+            raise InvalidArgument("tag can't be used with --all-tags/-a")
+    else:
+        ref = parse_docker_ref(ref_text)
+    plat = parse_platform(platform) if platform else None
+    client = new_client(svc, ref.domain, pool=_cfg_int(svc, "max_concurrent_downloads", 3))
+    try:
+        while True:
+            try:
+                return _pull_with(svc, client, ref, plat, emit, all_tags)
+            except (ImageNotFound, Unreachable, RegistryError):
+                if not client.on_mirror or not client.next_endpoint():
+                    raise
+    finally:
+        client.close()
+
+
+def _pull_with(svc: ImageService, client: RegistryClient, ref: Reference,
+               plat: Platform | None, emit: Progress, all_tags: bool) -> list[str]:
+    downloads = _cfg_int(svc, "max_concurrent_downloads", 3)
+    attempts = _cfg_int(svc, "max_download_attempts", 5)
+    puller = Puller(svc, client, ref, platform=plat, progress=emit, downloads=downloads,
+                    attempts=attempts)
+    if all_tags:
+        tags = sorted(list_tags(client, ref.path))
+        if not tags:
+            raise ImageNotFound(f"repository {ref.familiar_name} on registry {client.host} "
+                                "has no tags")
+    else:
+        tags = [ref.tag] if ref.tag else []
+    out: list[str] = []
+    fresh_any = False
+    last = None
+    for tag in tags or [None]:
+        reference = tag or ref.digest
+        emit({"status": f"Pulling from {ref.path}", "id": tag or ref.digest})
+        result = puller.pull(reference, tag)
+        emit({"status": f"Digest: {result.digest}"})
+        out.append(result.image_id)
+        fresh_any = fresh_any or result.fresh
+        last = result
+    shown = ref.familiar_name if all_tags else ref.familiar_string
+    if last is not None:
+        word = "Downloaded newer image for" if fresh_any else "Image is up to date for"
+        emit({"status": f"Status: {word} {shown}"})
+    return out
