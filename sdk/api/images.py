@@ -101,53 +101,135 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         ref = image if not tag_ or "@" in image else \
             (f"{image}@{tag_}" if tag_.startswith("sha256:") else f"{image}:{tag_}")
         platform = request.query.get("platform") or None
-        auth = _auth_header(request)
 
-        def pull(e: Engine) -> list[dict[str, Any]]:
-            events: list[dict[str, Any]] = []
-            pull_fn = getattr(e.images, "pull", None)
-            if pull_fn is None:
-                raise InvalidArgument("this berth build cannot pull images yet")
-            kwargs: dict[str, Any] = {"platform": platform}
-            if auth:
-                kwargs["auth_config"] = auth
-            pull_fn(ref, **kwargs)
-            events.append({"status": f"Status: Image is up to date for {ref}"})
-            return events
-        try:
-            events = await ctx.call(pull)
-        except Exception as exc:   # noqa: BLE001 - docker reports pull errors in the stream
-            from sdk.errors import SdkError
+        def pull(e: Engine, emit: Any) -> None:
+            e.images.pull(ref, platform=platform, progress=emit)
+        return await _progress_stream(ctx, request, pull)
 
-            if not isinstance(exc, SdkError):
-                raise
-            await resp.prepare(request)
-            await resp.write(json.dumps({"errorDetail": {"message": str(exc)},
-                                         "error": str(exc)}).encode() + b"\n")
-            await resp.write_eof()
-            return resp
+    async def push(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        tag_ = request.query.get("tag") or ""
+
+        def run(e: Engine, emit: Any) -> None:
+            e.images.push(name, tag=tag_ or None, progress=emit)
+        return await _progress_stream(ctx, request, run)
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        names = request.query.getall("names", []) if "name" not in request.match_info \
+            else [request.match_info["name"]]
+        if not names:
+            raise InvalidArgument("no image given (?names=)")
+
+        def plan(e: Engine) -> Any:
+            from sdk.archive.save import save
+
+            return save(e.image_store, names)
+        return await _iter_stream(ctx, request, plan, "application/x-tar")
+
+    async def load(request: web.Request) -> web.StreamResponse:
+        import io
+
+        data = await request.read()
+
+        def run(e: Engine) -> list[str]:
+            lines = []
+            for img in e.images.load(io.BytesIO(data)):
+                tags = img.tags
+                lines += [f"Loaded image: {t}\n" for t in tags] if tags else \
+                    [f"Loaded image ID: {img.id}\n"]
+            return lines
+        lines = await ctx.call(run)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(request)
-        for event in events:
-            await resp.write(json.dumps(event).encode() + b"\n")
+        for line in lines:   # quiet only silences progress, as in dockerd
+            await resp.write(json.dumps({"stream": line}).encode() + b"\n")
         await resp.write_eof()
         return resp
 
+    async def build(request: web.Request) -> web.StreamResponse:
+        import io
+
+        context = await request.read()
+        q = request.query
+        buildargs = json.loads(q.get("buildargs") or "{}")
+        labels = json.loads(q.get("labels") or "{}")
+        tags = q.getall("t", [])
+
+        def run(e: Engine, emit: Any) -> None:
+            from sdk.build.api import open_context, run_build
+            from sdk.build.builder import BuildOptions
+
+            opts = BuildOptions(tags=tags, buildargs=buildargs,
+                                nocache=_flag(request, "nocache"),
+                                target=q.get("target") or "", labels=labels,
+                                quiet=_flag(request, "q"), rm=_flag(request, "rm", True),
+                                force_rm=_flag(request, "forcerm"), pull=_flag(request, "pull"),
+                                network_mode=q.get("networkmode") or None)
+            with open_context(fileobj=io.BytesIO(context),
+                              dockerfile=q.get("dockerfile") or None) as bctx:
+                image_id = run_build(e, bctx, opts, lambda t: emit({"stream": t}))
+            emit({"aux": {"ID": image_id}})
+        return await _progress_stream(ctx, request, run)
+
     return [("GET", "/images/json", list_), ("POST", "/images/create", create),
-            ("POST", "/images/prune", prune),
+            ("POST", "/images/prune", prune), ("GET", "/images/get", get),
+            ("POST", "/images/load", load), ("POST", "/build", build),
+            ("POST", "/images/{name:.+?}/push", push), ("GET", "/images/{name:.+?}/get", get),
             ("GET", "/images/{name:.+?}/json", inspect),
             ("GET", "/images/{name:.+?}/history", history),
             ("POST", "/images/{name:.+?}/tag", tag),
             ("DELETE", "/images/{name:.+}", remove)]
 
 
-def _auth_header(request: Any) -> dict[str, Any] | None:
-    import base64
+async def _progress_stream(ctx: ApiContext, request: Any, work: Any) -> Any:
+    """Run ``work(engine, emit)`` in a worker thread, streaming each emitted event as a
+    JSON line as it happens; an SDK error becomes docker's in-stream error message."""
+    import asyncio
 
-    raw = request.headers.get("X-Registry-Auth")
-    if not raw:
-        return None
+    from aiohttp import web
+
+    from sdk.errors import SdkError
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def emit(event: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    def run(e: Engine) -> None:
+        try:
+            work(e, emit)
+        except SdkError as exc:
+            emit({"errorDetail": {"message": str(exc)}, "error": str(exc)})
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    task = asyncio.ensure_future(ctx.call(run))
+    while (event := await queue.get()) is not None:
+        try:
+            await resp.write(json.dumps(event).encode() + b"\n")
+        except ConnectionResetError:
+            break
+    await task
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, json.JSONDecodeError):
-        raise InvalidArgument("X-Registry-Auth is not base64url-encoded JSON") from None
-    return data if isinstance(data, dict) and data else None
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    return resp
+
+
+async def _iter_stream(ctx: ApiContext, request: Any, plan: Any, content_type: str) -> Any:
+    """Stream the chunks of an iterator made (and advanced) in worker threads: errors
+    in ``plan`` (bad names) answer as JSON errors before anything is sent."""
+    from aiohttp import web
+
+    chunks = await ctx.call(plan)
+    it = iter(chunks)
+    resp = web.StreamResponse(headers={"Content-Type": content_type})
+    await resp.prepare(request)
+    while (chunk := await ctx.call(lambda _e: next(it, None))) is not None:
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp

@@ -289,3 +289,45 @@ def test_docker_py_networks(daemon: str) -> None:
         net.remove()
     with pytest.raises(docker_py.errors.NotFound):
         client.networks.get("api-net")
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI on this host")
+def test_docker_cli_seed_002_registry_flow(daemon: str, tmp_path: Path) -> None:
+    """Seed 002 through the docker CLI: tag, push to a private registry, check
+    /v2/_catalog, remove, pull back, save/load, and a classic `docker build`."""
+    import requests
+
+    from sdk.registry import RegistryServer, load_config
+
+    env = dict(os.environ, DOCKER_HOST=f"unix://{daemon}", DOCKER_CONFIG=str(tmp_path),
+               DOCKER_BUILDKIT="0")
+
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    cfg = load_config(overrides={"root": str(tmp_path / "registry"), "addr": "127.0.0.1:0"})
+    with RegistryServer(cfg) as registry:
+        name = f"{registry.address}/hello-world:latest"
+        assert docker("tag", "busybox", name).returncode == 0
+        r = docker("push", name)
+        assert r.returncode == 0, r.stderr
+        catalog = requests.get(f"{registry.url}/v2/_catalog", timeout=10).json()
+        assert catalog == {"repositories": ["hello-world"]}
+        assert docker("rmi", name).returncode == 0
+        r = docker("pull", name)
+        assert r.returncode == 0, r.stderr + r.stdout
+        assert docker("run", "--rm", name, "echo", "pulled").stdout == "pulled\n"
+    archive = tmp_path / "bb.tar"
+    r = docker("save", "-o", str(archive), "busybox")
+    assert r.returncode == 0 and archive.stat().st_size > 100_000, r.stderr
+    assert docker("rmi", "-f", name).returncode == 0
+    r = docker("load", "-i", str(archive))
+    assert r.returncode == 0 and "busybox:latest" in r.stdout, r.stderr
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM busybox\nCOPY hello /hello\nCMD ["cat", "/hello"]\n')
+    (ctx / "hello").write_text("built\n")
+    r = docker("build", "-t", "built:v1", str(ctx))
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert docker("run", "--rm", "built:v1").stdout == "built\n"
