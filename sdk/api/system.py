@@ -52,5 +52,24 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
                     "BuildCache": []}
         return json_response(await ctx.call(df))
 
-    return [("GET", "/_ping", ping), ("HEAD", "/_ping", ping), ("GET", "/version", version),
+    async def auth(request: web.Request) -> web.Response:
+        """``docker login``: verify only; the client keeps the credentials (as dockerd)."""
+        from sdk.errors import PermissionDenied
+
+        body = await request.json()
+        server = body.get("serveraddress") or "docker.io"
+
+        def verify(e: Any) -> None:
+            from sdk.distribution.login import verify_login
+
+            verify_login(e.image_store, server, body.get("username") or "",
+                         body.get("password") or "")
+        try:
+            await ctx.call(verify)
+        except PermissionDenied as exc:
+            return json_response({"message": str(exc)}, 401)
+        return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+    return [("POST", "/auth", auth), ("GET", "/_ping", ping), ("HEAD", "/_ping", ping),
+            ("GET", "/version", version),
             ("GET", "/info", info), ("GET", "/system/df", system_df)]
