@@ -70,6 +70,47 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
             return json_response({"message": str(exc)}, 401)
         return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
 
-    return [("POST", "/auth", auth), ("GET", "/_ping", ping), ("HEAD", "/_ping", ping),
-            ("GET", "/version", version),
+    async def events_(request: web.Request) -> web.StreamResponse:
+        """``docker events``: past events from ``since``, then live ones."""
+        import asyncio
+        import json
+
+        from sdk import events
+        from sdk.api.containers import _filters
+        from sdk.tasks.logview import _when
+
+        since = _when(request.query.get("since") or None)
+        until = _when(request.query.get("until") or None)
+        filters = _filters(request)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        gone = False
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(1024)
+
+        def produce(e: Any) -> None:
+            try:
+                for msg in events.stream(e.db, since=since, until=until, filters=filters,
+                                         follow=True, stopped=lambda: gone):
+                    asyncio.run_coroutine_threadsafe(queue.put(msg), loop).result()
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+        task = asyncio.ensure_future(ctx.call(produce))
+        try:
+            while (msg := await queue.get()) is not None:
+                await resp.write(json.dumps(msg).encode() + b"\n")
+        except ConnectionResetError:
+            pass
+        finally:
+            gone = True
+            while not task.done():
+                try:
+                    queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    await asyncio.sleep(0.05)
+        return resp
+
+    return [("GET", "/events", events_), ("POST", "/auth", auth), ("GET", "/_ping", ping),
+            ("HEAD", "/_ping", ping), ("GET", "/version", version),
             ("GET", "/info", info), ("GET", "/system/df", system_df)]

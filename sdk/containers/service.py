@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sdk import events
 from sdk._internal.names import generate_name, new_id, validate_name
 from sdk.containers.options import build_configs, parse_mount_spec, parse_volume_spec
 from sdk.errors import Conflict, ContainerNotFound, InvalidArgument
@@ -101,9 +102,14 @@ class ContainerService:
             if row is None:
                 raise ContainerNotFound(f"No such container: {cid}")
             doc = loads(row["doc"])
+            before = {"State": dict(doc["State"]), "Name": doc["Name"]}
             change(doc)
             conn.execute("UPDATE containers SET doc=?, status=?, name=? WHERE id=?",
                          (dumps(doc), doc["State"]["Status"], doc["Name"][1:], cid))
+            events.container_transition(conn, before, doc)
+            if before["Name"] != doc["Name"]:
+                events.record(conn, "container", "rename", cid,
+                              dict(events.container_attrs(doc), oldName=before["Name"]))
         return doc
 
     def create(self, image: str, command: Any = None, **kwargs: Any) -> dict[str, Any]:
@@ -149,6 +155,7 @@ class ContainerService:
             with self.db.write() as conn:
                 conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?)",
                              (cid, name, image_id, time.time(), "created", dumps(doc)))
+                events.record(conn, "container", "create", cid, events.container_attrs(doc))
                 conn.executemany("INSERT OR IGNORE INTO volume_refs VALUES (?,?)",
                                  [(cid, v) for v in refs])
         except sqlite3.IntegrityError:
@@ -280,6 +287,7 @@ class ContainerService:
         with self.db.write() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (cid,))
             if doc:   # `wait --condition removed` still learns how it ended
+                events.record(conn, "container", "destroy", cid, events.container_attrs(doc))
                 now = time.time()
                 conn.execute("DELETE FROM exits WHERE at < ?", (now - 3600,))
                 conn.execute("INSERT OR REPLACE INTO exits VALUES (?,?,?)",

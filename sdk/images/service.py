@@ -19,6 +19,7 @@ from sdk._internal.arch import goarch
 from sdk._internal.reference import parse_reference
 from sdk.content.store import ContentStore
 from sdk.errors import Conflict, ImageNotFound, InvalidArgument
+from sdk.events import record as log_event
 from sdk.images.changes import apply_changes
 from sdk.snapshots.layers import LayerStore
 from sdk.store.db import Database
@@ -184,6 +185,8 @@ class ImageService:
                          (image_id, repository, digest, manifest_digest))
             if full_tag:
                 conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (full_tag, image_id))
+            log_event(conn, "image", "pull", image_id,
+                      {"name": familiar(full_tag) if full_tag else f"{repository}@{digest}"})
         return image_id
 
     def record_pushed(self, image_id: str, repository: str, digest: str) -> None:
@@ -191,6 +194,7 @@ class ImageService:
         with self.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO image_repo_digests VALUES (?,?,?,?)",
                          (image_id, repository, digest, digest))
+            log_event(conn, "image", "push", image_id, {"name": familiar(repository)})
 
     def repo_digests(self, image_id: str) -> list[tuple[str, str]]:
         """``[(repository, digest)]`` this image was pulled from or pushed to."""
@@ -381,6 +385,7 @@ class ImageService:
         full = normalize_tag(target)
         with self.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (full, image_id))
+            log_event(conn, "image", "tag", image_id, {"name": familiar(full)})
 
     def remove(self, ref: str, *, force: bool = False, prune: bool = True,
                containers_using: Any = None) -> list[dict[str, str]]:
@@ -398,6 +403,7 @@ class ImageService:
             full = normalize_tag(ref)
             with self.db.write() as conn:
                 conn.execute("DELETE FROM tags WHERE name=?", (full,))
+                log_event(conn, "image", "untag", image_id, {"name": familiar(full)})
             return [{"Untagged": familiar(full)}]
         if users and not force:
             raise Conflict(
@@ -413,11 +419,13 @@ class ImageService:
             for t in tags:
                 conn.execute("DELETE FROM tags WHERE name=?", (t,))
                 events.append({"Untagged": familiar(t)})
+                log_event(conn, "image", "untag", image_id, {"name": familiar(t)})
             if users:
                 return events     # forced: untag only, keep what containers need
             layers = self.layer_chain(image_id)
             conn.execute("DELETE FROM images WHERE id=?", (image_id,))
             events.append({"Deleted": image_id})
+            log_event(conn, "image", "delete", image_id, {"name": image_id})
         if prune:
             self._delete_unused(layers)
         return events

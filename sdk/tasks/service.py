@@ -174,11 +174,19 @@ class TaskService:
         doc = self.get(ref)
         number = parse_signal(sig)
         pid = self.running_pid(doc)
+        self._event(doc, "kill", signal=number)
         if number == signal.SIGKILL:
             self._mark_user_stop(doc["Id"])
             self._cgroup(doc).kill_all(signal.SIGKILL)
         else:
             os.kill(pid, number)
+
+    def _event(self, doc: dict[str, Any], action: str, **extra: Any) -> None:
+        from sdk import events
+
+        with self.store.db.write() as conn:
+            events.record(conn, "container", action, doc["Id"],
+                          dict(events.container_attrs(doc), **extra))
 
     def _mark_user_stop(self, cid: str) -> None:
         def mark(d: dict[str, Any]) -> None:
@@ -217,6 +225,7 @@ class TaskService:
         finally:
             os.close(pidfd)
         self._wait_not_running(doc["Id"], 10.0)
+        self._event(doc, "stop")
 
     def _wait_not_running(self, cid: str, limit: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + limit

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.errors import Conflict, InvalidArgument, VolumeNotFound
+from sdk.events import record as log_event
 from sdk.runtime.spec import Mount
 from sdk.snapshots.fsutil import disk_usage
 from sdk.store.db import Database
@@ -84,9 +85,11 @@ class VolumeService:
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o701)
         with self.db.write() as conn:
-            conn.execute("INSERT OR IGNORE INTO volumes VALUES (?,?,?,?,?,?)",
-                         (name, driver, created, int(anonymous), json.dumps(labels),
-                          json.dumps(opts)))
+            cur = conn.execute("INSERT OR IGNORE INTO volumes VALUES (?,?,?,?,?,?)",
+                               (name, driver, created, int(anonymous), json.dumps(labels),
+                                json.dumps(opts)))
+            if cur.rowcount:
+                log_event(conn, "volume", "create", name, {"driver": driver})
         return self.inspect(name)
 
     def exists(self, name: str) -> bool:
@@ -127,6 +130,7 @@ class VolumeService:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         with self.db.write() as conn:
             conn.execute("DELETE FROM volumes WHERE name=?", (name,))
+            log_event(conn, "volume", "destroy", name, {"driver": "local"})
         shutil.rmtree(self.root / name, ignore_errors=True)
 
     def prune(self, *, all_volumes: bool = False,

@@ -331,3 +331,12 @@ def test_docker_cli_seed_002_registry_flow(daemon: str, tmp_path: Path) -> None:
     r = docker("build", "-t", "built:v1", str(ctx))
     assert r.returncode == 0, r.stderr + r.stdout
     assert docker("run", "--rm", "built:v1").stdout == "built\n"
+
+
+def test_docker_py_events(daemon: str) -> None:
+    client = docker_py.DockerClient(base_url=f"unix://{daemon}", version="auto")
+    since = time.time()
+    client.containers.run("busybox", ["true"], remove=True, network_mode="none")
+    got = list(client.events(since=since, until=time.time() + 0.5, decode=True,
+                             filters={"type": "container"}))
+    assert [e["Action"] for e in got] == ["create", "start", "die", "destroy"]
