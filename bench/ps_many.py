@@ -49,6 +49,29 @@ def main() -> int:
               f"({created / args.count * 1000:.1f} ms each)")
         print(f"`berth ps -a` listing {lines} containers: median "
               f"{statistics.median(runs) * 1000:.0f} ms, best {min(runs) * 1000:.0f} ms")
+        # the same listing through the warm daemon (BERTH_HOST)
+        sock = work / "b.sock"
+        daemon = subprocess.Popen([BERTH, "daemon", "-H", f"unix://{sock}", "-G", ""],
+                                  env=env, stderr=subprocess.DEVNULL)
+        try:
+            while not sock.exists():
+                time.sleep(0.05)
+            warm_env = {k: v for k, v in env.items() if k not in ("BERTH_ROOT",
+                                                                  "BERTH_CONFIG")}
+            warm_env["BERTH_HOST"] = f"unix://{sock}"
+            warm = []
+            for _ in range(10):
+                t = time.perf_counter()
+                out = subprocess.run([BERTH, "ps", "-a"], env=warm_env, capture_output=True,
+                                     check=True)
+                warm.append(time.perf_counter() - t)
+            rows = out.stdout.count(b"\n") - 1
+            print(f"`berth ps -a` through the warm daemon: median "
+                  f"{statistics.median(warm) * 1000:.0f} ms, best {min(warm) * 1000:.0f} ms "
+                  f"({rows} rows)")
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

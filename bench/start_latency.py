@@ -71,6 +71,10 @@ def main() -> int:
             cmds["docker CLI -> berth daemon, run --rm --network none"] = [
                 docker, "-H", f"unix://{sock}", "run", "--rm", "--network", "none",
                 "bench-busybox", "true"]
+            # berth's own CLI handing the command to the warm daemon (BERTH_HOST)
+            cmds["berth run --rm --network none (warm daemon)"] = [
+                "env", "-u", "BERTH_ROOT", "-u", "BERTH_CONFIG", f"BERTH_HOST=unix://{sock}",
+                BERTH, "run", "--rm", "--network", "none", "bench-busybox", "true"]
         if have["docker"] and subprocess.run([docker, "info"], capture_output=True
                                              ).returncode == 0:
             subprocess.run([docker, "import", str(tar), "bench-busybox"], check=True,

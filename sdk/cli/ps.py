@@ -112,6 +112,14 @@ def cmd_ps(argv: list[str]) -> int:
     fmt = opts["format"] or ""
     if opts["quiet"]:
         fmt = "{{.ID}}"
+    if not fmt:   # the default table, without going through templates
+        from sdk.cli.table import render_table
+
+        keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"] + \
+            (["Size"] if opts["size"] else [])
+        sys.stdout.write(render_table([HEADERS[k] for k in keys],
+                                      [[str(r[k]) for k in keys] for r in rows]))
+        return 0
     sys.stdout.write(render_format(fmt, rows, HEADERS, default))
     return 0
 

@@ -117,8 +117,32 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
 
     ``minwidth=20`` gives ``docker top``'s layout.
     """
+    fast = _rectangular(headers, rows, minwidth, padding)
+    if fast is not None:
+        return fast
     text = "\t".join(headers) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
     return tabwrite(text, minwidth=minwidth, padding=padding)
+
+
+def _rectangular(headers: Sequence[str], rows: Sequence[Sequence[str]], minwidth: int,
+                 padding: int) -> str | None:
+    """The common case in one pass: every row has every column and no cell holds a
+    tab or line break, so each column is a single tabwriter block (same output)."""
+    ncol = len(headers)
+    if ncol < 2 or any(len(r) != ncol for r in rows):
+        return None
+    table = [list(headers), *[list(r) for r in rows]]
+    for r in table:
+        for cell in r:
+            if "\t" in cell or "\n" in cell or "\v" in cell or "\f" in cell:
+                return None
+    widths = [[_width(c) for c in r] for r in table]
+    cols = [max(minwidth, max(w[j] for w in widths) + padding) for j in range(ncol - 1)]
+    out = []
+    for r, w in zip(table, widths, strict=True):
+        out.append("".join(r[j] + " " * (cols[j] - w[j]) for j in range(ncol - 1))
+                   + r[-1] + "\n")
+    return "".join(out)
 
 
 __all__ = ["render_table", "tabwrite"]

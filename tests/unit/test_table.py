@@ -63,3 +63,22 @@ def test_wide_characters_count_double() -> None:
     assert render_table(["名前", "B"], [["x", "y"]]) == "名前      B\nx         y\n"
     assert render_table(["NAME", "B"], [["é" * 12, "y"]]) == \
         f"NAME           B\n{'é' * 12}   y\n"
+
+
+def test_rectangular_fast_path_matches_tabwriter() -> None:
+    import random
+
+    from sdk.cli.table import render_table, tabwrite
+
+    rng = random.Random(7)
+    alphabet = "ab c-é漢"
+    for _ in range(200):
+        ncol = rng.randint(2, 6)
+        headers = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+                   for _ in range(ncol)]
+        rows = [["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+                 for _ in range(ncol)] for _ in range(rng.randint(0, 6))]
+        for minwidth in (10, 20):
+            text = "\t".join(headers) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
+            assert render_table(headers, rows, minwidth=minwidth) == \
+                tabwrite(text, minwidth=minwidth)
