@@ -1,0 +1,1 @@
+"""``berth build`` and ``berth commit``: Dockerfiles, contexts, the step cache, commits."""

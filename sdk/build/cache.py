@@ -1,0 +1,86 @@
+"""The build cache, kept under the engine root so it survives across processes.
+
+``build-cache/steps/<key>`` holds the image ID a step produced; the key is a hash of
+the parent image, the step's run config (which carries the instruction text after
+expansion, the content hash of COPY/ADD sources and the build args in effect).
+``build-cache/files.json`` remembers content hashes by (path, size, mtime, inode) so
+a cached rebuild does not read big files again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+
+def step_key(parent: str, run_config: dict[str, Any], extra: str = "") -> str:
+    text = json.dumps({"parent": parent, "config": run_config, "extra": extra},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class StepCache:
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "build-cache" / "steps"
+        self.files_path = root / "build-cache" / "files.json"
+        self._files: dict[str, list[Any]] | None = None
+        self._dirty = False
+
+    def get(self, key: str) -> str | None:
+        try:
+            return (self.dir / key).read_text().strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def put(self, key: str, image_id: str) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".tmp-{os.getpid()}-{key}"
+        tmp.write_text(image_id)
+        os.replace(tmp, self.dir / key)
+
+    # ---- content hashes of context files ----------------------------------------------
+    def _load(self) -> dict[str, list[Any]]:
+        if self._files is None:
+            try:
+                self._files = json.loads(self.files_path.read_text())
+            except (FileNotFoundError, ValueError):
+                self._files = {}
+        return self._files
+
+    def file_hash(self, path: str, st: os.stat_result) -> str:
+        files = self._load()
+        sig = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+        known = files.get(path)
+        if known and known[:4] == sig:
+            return str(known[4])
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        digest = h.hexdigest()
+        files[path] = [*sig, digest]
+        self._dirty = True
+        return digest
+
+    def flush(self) -> None:
+        if not self._dirty or self._files is None:
+            return
+        self.files_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.files_path.with_name(f".files-{os.getpid()}.json")
+        tmp.write_text(json.dumps(self._files, separators=(",", ":")))
+        os.replace(tmp, self.files_path)
+        self._dirty = False
+
+
+def entry_hash(cache: StepCache, full: str, rel: str, st: os.stat_result, h: Any) -> None:
+    """Feed one file, link or directory into hash ``h``: name, mode, link target and
+    content (not mtimes, as Docker's tarsum)."""
+    h.update(f"{rel}\0{stat.S_IMODE(st.st_mode):o}\0{stat.S_IFMT(st.st_mode):o}\0".encode())
+    if stat.S_ISLNK(st.st_mode):
+        h.update(os.readlink(full).encode() + b"\0")
+    elif stat.S_ISREG(st.st_mode):
+        h.update(cache.file_hash(full, st).encode())
