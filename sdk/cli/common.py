@@ -31,6 +31,8 @@ def run_command(func: Callable[[], int], name: str) -> int:
             return exc.exit_code
         from sdk.errors import InvalidArgument
 
+        if name in ("build", "commit"):   # docker build fails with 1, whatever the cause
+            return 1
         return 125 if isinstance(exc, InvalidArgument) else 1
     except KeyboardInterrupt:
         return 130

@@ -41,7 +41,8 @@ def cmd_images(argv: list[str]) -> int:
 
     filters = parse_filters(opts["filter"], IMAGE_FILTERS)
     eng = engine()
-    images = eng.images.list(name=args[0] if args else None, filters=filters)
+    images = eng.images.list(name=args[0] if args else None, all=opts["all"],
+                             filters=filters)
     trunc = not opts["no_trunc"]
     now = time.time()
     rows: list[dict[str, Any]] = []
