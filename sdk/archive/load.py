@@ -1,0 +1,243 @@
+"""``berth load``: verify everything, unpack the layers, then record all images at once.
+
+1. the archive is spooled (``stage``) and its images found (``formats``);
+2. every image is checked before any layer is unpacked: descriptors' digests and sizes,
+   config JSON, ``os``, the number of layers against ``rootfs.diff_ids``, and the DiffID
+   of every uncompressed layer (its sha256 was computed while spooling);
+3. layers are unpacked (the existing applier confines hostile tars); a compressed
+   layer's DiffID is known only now, and a mismatch removes what this load unpacked;
+4. blobs move into the content store, and one database transaction records layers,
+   images (with their exact config bytes, so the ID is the config's digest) and tags.
+
+A failure anywhere before step 4's transaction leaves no image, no tag and no layer
+record behind.  Loading the same archive twice changes nothing the second time.
+
+Step 4 mirrors ``ImageService.create_image`` except that the config bytes are stored as
+they came, not re-serialised (which could change the digest, i.e. the image ID).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from sdk.archive import media
+from sdk.archive.formats import BlobRef, ImageToLoad, Platform, find_images
+from sdk.archive.stage import StagedFile, Staging
+from sdk.content.digest import check_digest, sha256_digest
+from sdk.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from sdk.images.service import ImageService, LayerRecord
+
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class LoadedImage:
+    id: str
+    tags: list[str] = field(default_factory=list)          # full names with tag
+    #: tags that pointed at another image before this load: (tag, previous image ID)
+    replaced: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Verified:
+    image_id: str
+    config_bytes: bytes
+    config: dict[str, Any]
+    diff_ids: list[str]
+    layers: list[tuple[StagedFile, str]]      # staged blob, its compression
+    tags: list[str]
+
+
+def load(service: ImageService, stream: BinaryIO, *, platform: str | None = None,
+         progress: Progress | None = None) -> list[LoadedImage]:
+    """Load every image of a docker/OCI archive read from ``stream``."""
+    want = Platform.parse(platform)
+    staging = Staging(service.content.root / "ingest")
+    try:
+        staging.read(stream)
+        found = find_images(staging, want)
+        if not found:
+            raise InvalidArgument("invalid archive: it describes no image")
+        verified = [_verify(staging, image) for image in found]
+        return _commit(service, staging, verified, progress)
+    finally:
+        staging.close()
+
+
+# ---- step 2: checks that need no unpacking ------------------------------------------------
+def _check_blob(staging: Staging, ref: BlobRef, what: str) -> StagedFile:
+    staged = staging.resolve(ref.member, what)
+    if ref.digest is not None and staged.digest != ref.digest:
+        raise InvalidArgument(f"invalid archive: {what} {ref.member}: digest mismatch: "
+                              f"expected {ref.digest}, got {staged.digest}")
+    if ref.size is not None and staged.size != ref.size:
+        raise InvalidArgument(f"invalid archive: {what} {ref.member}: size mismatch: "
+                              f"expected {ref.size} bytes, got {staged.size}")
+    return staged
+
+
+def _verify(staging: Staging, image: ImageToLoad) -> _Verified:
+    staged = _check_blob(staging, image.config, "config")
+    config_bytes = staging.read_bytes(staged, image.config.member)
+    config = staging.read_json(image.config.member, config_bytes)
+    if not isinstance(config, dict):
+        raise InvalidArgument(f"invalid archive: config {image.config.member} is not a "
+                              "JSON object")
+    os_name = config.get("os") or "linux"
+    if os_name != "linux":
+        raise InvalidArgument(f"cannot load {os_name} image on linux "
+                              f"({image.source})")
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or (rootfs or {}).get("type", "layers") != "layers":
+        raise InvalidArgument(f"invalid archive: config {image.config.member} has no "
+                              "rootfs.diff_ids")
+    for d in diff_ids:
+        check_digest(d, f"diff_id in config {image.config.member}")
+    if len(diff_ids) != len(image.layers):
+        raise InvalidArgument(f"invalid manifest, layers length mismatch: expected "
+                              f"{len(image.layers)}, got {len(diff_ids)} ({image.source})")
+    layers = []
+    for i, (ref, diff_id) in enumerate(zip(image.layers, diff_ids, strict=True)):
+        blob = _check_blob(staging, ref, "layer")
+        kind = blob.compression()
+        if kind == "" and blob.digest != diff_id:
+            raise InvalidArgument(f'invalid diffID for layer {i}: expected "{diff_id}", got '
+                                  f'"{blob.digest}" ({ref.member})')
+        layers.append((blob, kind))
+    return _Verified(sha256_digest(config_bytes), config_bytes, config, diff_ids, layers,
+                     image.tags)
+
+
+# ---- step 3: unpack ------------------------------------------------------------------------
+def _chain(parent: str, diff_id: str) -> str:
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
+def _existing(service: ImageService, chain_id: str) -> LayerRecord | None:
+    from sdk.images.service import LayerRecord
+
+    row = service.db.one("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
+    if row is None or not service.layers.exists(chain_id):
+        return None
+    return LayerRecord(row["chain_id"], row["diff_id"], row["blob_digest"],
+                       row["media_type"], row["blob_size"], row["size"])
+
+
+def _unpack(service: ImageService, staging: Staging, chain_id: str,
+            parent: LayerRecord | None, blob: StagedFile, kind: str, diff_id: str,
+            index: int, created: list[str]) -> tuple[LayerRecord, StagedFile]:
+    from sdk.images.service import LayerRecord
+
+    if kind in ("bzip2", "xz"):        # no layer media type names these: store plain
+        blob = staging.decompressed_copy(blob)
+        kind = ""
+        if blob.digest != diff_id:
+            raise InvalidArgument(f'invalid diffID for layer {index}: expected "{diff_id}", '
+                                  f'got "{blob.digest}"')
+    existed = service.layers.exists(chain_id)
+    with open(blob.path, "rb") as f:
+        result = service.layers.create(chain_id, parent.chain_id if parent else None, f)
+    if not existed:
+        created.append(chain_id)
+    if result.diff_id != diff_id:
+        raise InvalidArgument(f'invalid diffID for layer {index}: expected "{diff_id}", got '
+                              f'"{result.diff_id}"')
+    record = LayerRecord(chain_id, diff_id, blob.digest, media.STORED_LAYER_TYPE[kind],
+                         blob.size, service.layers.size(chain_id))
+    return record, blob
+
+
+def _rollback(service: ImageService, created: list[str]) -> None:
+    """Remove layers this load unpacked that no layer record claims."""
+    for chain_id in reversed(created):
+        with service.db.write() as conn:
+            if conn.execute("SELECT 1 FROM layers WHERE chain_id=?", (chain_id,)).fetchone():
+                continue
+            service.layers.remove(chain_id)
+
+
+# ---- step 4: record ------------------------------------------------------------------------
+def _commit(service: ImageService, staging: Staging, verified: list[_Verified],
+            progress: Progress | None) -> list[LoadedImage]:
+    created: list[str] = []
+    new_layers: dict[str, LayerRecord] = {}
+    to_publish: dict[str, StagedFile] = {}
+    chains: list[list[LayerRecord]] = []
+    try:
+        for img in verified:
+            chain: list[LayerRecord] = []
+            for i, (diff_id, (blob, kind)) in enumerate(
+                    zip(img.diff_ids, img.layers, strict=True)):
+                parent = chain[-1] if chain else None
+                chain_id = diff_id if parent is None else _chain(parent.chain_id, diff_id)
+                record = new_layers.get(chain_id) or _existing(service, chain_id)
+                if record is None:
+                    if progress:
+                        progress(f"Loading layer {diff_id[7:19]} ({blob.size} bytes)")
+                    record, stored = _unpack(service, staging, chain_id, parent, blob, kind,
+                                             diff_id, i, created)
+                    new_layers[chain_id] = record
+                    to_publish[record.blob_digest] = stored
+                chain.append(record)
+            chains.append(chain)
+        for stored in to_publish.values():
+            staging.publish(stored, service.content.root)
+        return _record(service, verified, chains, list(new_layers.values()))
+    except BaseException:
+        _rollback(service, created)
+        raise
+
+
+def _record(service: ImageService, verified: list[_Verified], chains: list[list[LayerRecord]],
+            new_layers: list[LayerRecord]) -> list[LoadedImage]:
+    from sdk.images.service import OCI_CONFIG, OCI_MANIFEST, now_rfc3339
+
+    rows = []
+    for img, chain in zip(verified, chains, strict=True):
+        if service.content.put_bytes(img.config_bytes) != img.image_id:
+            raise InvalidArgument(f"config of {img.image_id} changed while loading")
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": img.image_id,
+                       "size": len(img.config_bytes)},
+            "layers": [{"mediaType": lr.media_type, "digest": lr.blob_digest,
+                        "size": lr.blob_size} for lr in chain],
+        }, separators=(",", ":")).encode()
+        rows.append((img, chain, service.content.put_bytes(manifest)))
+    loaded: dict[str, LoadedImage] = {}
+    new = {lr.chain_id for lr in new_layers}
+    with service.db.write() as conn:
+        for chain in chains:
+            for pos, lr in enumerate(chain):
+                if lr.chain_id not in new:
+                    continue
+                conn.execute("INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",
+                             (lr.chain_id, lr.diff_id, chain[pos - 1].chain_id if pos else None,
+                              lr.blob_digest, lr.media_type, lr.blob_size, lr.size))
+        for img, chain, manifest_digest in rows:
+            created_at = img.config.get("created")
+            conn.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?,?,?,?)",
+                         (img.image_id, created_at if isinstance(created_at, str)
+                          and created_at else now_rfc3339(), sum(lr.size for lr in chain),
+                          chain[-1].chain_id if chain else None, None, manifest_digest,
+                          time.time()))
+            conn.execute("DELETE FROM image_layers WHERE image_id=?", (img.image_id,))
+            conn.executemany("INSERT INTO image_layers VALUES (?,?,?)",
+                             [(img.image_id, i, lr.chain_id) for i, lr in enumerate(chain)])
+            result = loaded.setdefault(img.image_id, LoadedImage(img.image_id))
+            for tag in img.tags:
+                row = conn.execute("SELECT image_id FROM tags WHERE name=?", (tag,)).fetchone()
+                if row is not None and row["image_id"] != img.image_id:
+                    result.replaced.append((tag, row["image_id"]))
+                conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (tag, img.image_id))
+                if tag not in result.tags:
+                    result.tags.append(tag)
+    return list(loaded.values())
