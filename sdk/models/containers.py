@@ -127,6 +127,18 @@ class Container(Model):
         return [{"Path": c.path, "Kind": kinds[c.kind]}
                 for c in container_changes(self.engine, self.id)]
 
+    def commit(self, repository: str | None = None, tag: str | None = None,
+               message: str = "", author: str = "", pause: bool = True,
+               changes: str | list[str] | None = None, conf: Any = None) -> Any:
+        """docker-py's ``Container.commit``: returns the new Image."""
+        from sdk.build.commit import commit
+
+        target = f"{repository}:{tag}" if repository and tag else repository
+        change_list = [changes] if isinstance(changes, str) else list(changes or [])
+        image_id = commit(self.engine, self.id, repository=target, author=author,
+                          message=message, changes=change_list, pause=pause)
+        return self.engine.images.get(image_id)
+
     def export(self, chunk_size: int = 2 * 1024 * 1024) -> Iterator[bytes]:
         from sdk.tasks.fsops import export_container
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import IO, Any
 
 from sdk.errors import InvalidArgument
@@ -32,6 +33,21 @@ class Image(Model):
 
         return history(self.engine, self.id)
 
+    def save(self, chunk_size: int = 2 * 1024 * 1024,
+             named: str | bool = False) -> Iterator[bytes]:
+        """``docker save`` of this image as chunks; ``named`` includes a tag (the first,
+        or the one given) so that loading restores it."""
+        from sdk.archive.save import save
+
+        name = self.id
+        if named:
+            name = self.tags[0] if self.tags else self.id
+            if isinstance(named, str):
+                if named not in self.tags:
+                    raise InvalidArgument(f"{named} is not a valid tag for this image")
+                name = named
+        return save(self.engine.image_store, [name], chunk_size)
+
 
 class ImageCollection(Collection):
     model = Image
@@ -50,9 +66,12 @@ class ImageCollection(Collection):
         before = store.resolve(f["before"][0]) if "before" in f else None
         since = store.resolve(f["since"][0]) if "since" in f else None
         added = {r["Id"]: r["Added"] for r in rows}
+        parents = {r["ParentId"] for r in rows if r["ParentId"]}
         for row in rows:
+            if not all and not row["RepoTags"] and row["Id"] in parents:
+                continue        # docker hides intermediate (build step) images without -a
             if "dangling" in f:
-                dangling = not row["RepoTags"]
+                dangling = not row["RepoTags"] and row["Id"] not in parents
                 if (f["dangling"][0].lower() in ("true", "1")) != dangling:
                     continue
             if before and added[row["Id"]] >= added[before]:
@@ -67,6 +86,17 @@ class ImageCollection(Collection):
                 continue
             out.append(self.prepare_model(attrs))
         return out
+
+    def load(self, data: bytes | IO[bytes]) -> list[Image]:
+        """``docker load``: a docker save / OCI archive as bytes or a binary file."""
+        import io
+
+        from sdk.archive.load import load
+
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        store = self.engine.image_store
+        return [self.prepare_model(store.inspect(img.id))
+                for img in load(store, stream)]  # type: ignore[arg-type]
 
     def import_image(self, src: str | bytes | IO[bytes], repository: str | None = None,
                      tag: str | None = None, changes: list[str] | None = None,
@@ -99,6 +129,56 @@ class ImageCollection(Collection):
                                         source="-")
         return self.prepare_model(store.inspect(image_id))
 
+    def pull(self, repository: str, tag: str | None = None, all_tags: bool = False,
+             platform: str | None = None, progress: Any = None) -> Image | list[Image]:
+        """docker-py's pull; ``progress(event)`` gets docker's JSON progress messages."""
+        from sdk.distribution.pull import pull_image
+
+        ref = f"{repository}{'@' if tag and ':' in tag else ':'}{tag}" if tag else repository
+        ids = pull_image(self.engine.image_store, ref, platform=platform,
+                         all_tags=all_tags, progress=progress)
+        images = [self.prepare_model(self.engine.image_store.inspect(i)) for i in ids]
+        return images if all_tags else images[0]
+
+    def push(self, repository: str, tag: str | None = None, all_tags: bool = False,
+             progress: Any = None) -> str:
+        """docker-py's push: returns the progress messages as JSON lines."""
+        import json
+
+        from sdk.distribution.push import push_image
+
+        events: list[dict[str, Any]] = []
+
+        def collect(event: dict[str, Any]) -> None:
+            events.append(event)
+            if progress is not None:
+                progress(event)
+
+        push_image(self.engine.image_store, f"{repository}:{tag}" if tag else repository,
+                   all_tags=all_tags, progress=collect)
+        return "".join(json.dumps(e) + "\n" for e in events)
+
+    def build(self, path: str | None = None, fileobj: IO[bytes] | None = None,
+              tag: str | None = None, buildargs: dict[str, str] | None = None,
+              nocache: bool = False, target: str | None = None, rm: bool = True,
+              forcerm: bool = False, labels: dict[str, str] | None = None,
+              dockerfile: str | None = None, pull: bool = False, quiet: bool = False,
+              network_mode: str | None = None, **_ignored: Any
+              ) -> tuple[Image, Iterator[dict[str, str]]]:
+        """docker-py's ``images.build``: (image, log of ``{"stream": ...}`` chunks)."""
+        from sdk.build.api import open_context, run_build
+        from sdk.build.builder import BuildOptions
+
+        log: list[dict[str, str]] = []
+        opts = BuildOptions(tags=[tag] if tag else [], buildargs=dict(buildargs or {}),
+                            nocache=nocache, target=target or "", labels=dict(labels or {}),
+                            quiet=quiet, rm=rm, force_rm=forcerm, pull=pull,
+                            network_mode=network_mode)
+        with open_context(path=path, fileobj=fileobj, dockerfile=dockerfile) as ctx:
+            image_id = run_build(self.engine, ctx, opts, lambda t: log.append({"stream": t}))
+        log.append({"aux": {"ID": image_id}})  # type: ignore[dict-item]
+        return self.get(image_id), iter(log)
+
     def remove(self, image: str, force: bool = False,
                noprune: bool = False) -> list[dict[str, str]]:
         return self.engine.image_store.remove(
@@ -111,10 +191,13 @@ class ImageCollection(Collection):
         store = self.engine.image_store
         deleted: list[dict[str, str]] = []
         space = 0
-        for row in store.summaries():
+        rows = store.summaries()
+        # docker's dangling: untagged and no image builds on it (build steps stay)
+        parents = {r["ParentId"] for r in rows if r["ParentId"]}
+        for row in rows:
             if row["Containers"]:
                 continue
-            if only_dangling and row["RepoTags"]:
+            if only_dangling and (row["RepoTags"] or row["Id"] in parents):
                 continue
             if "label" in f and not labels_match(store.inspect(row["Id"])["Config"].get(
                     "Labels"), f["label"]):
