@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := busybox-static debootstrap iptables
+APT_PACKAGES := busybox-static debootstrap iptables docker-registry skopeo iproute2
 
 .PHONY: quickstart test test-unit test-root lint deps system-deps venv bench clean
 
@@ -18,7 +18,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,net,remote]'
+	$(BIN)/python -m pip install -q -e '.[test,net,remote,registry,service,fast]'
 	@# byte-compile once: the CLI's start time must not pay for compiling sources
 	$(BIN)/python -m compileall -q sdk >/dev/null
 	@touch $(STAMP)

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from sdk.images.service import ImageService
     from sdk.models.containers import ContainerCollection
     from sdk.models.images import ImageCollection
+    from sdk.models.networks import NetworkCollection
     from sdk.models.volumes import VolumeCollection
+    from sdk.registry.service import RegistryService
     from sdk.snapshots.layers import LayerStore
     from sdk.store.db import Database
     from sdk.tasks.service import TaskService
@@ -120,7 +122,9 @@ class Engine:
     def image_store(self) -> ImageService:
         from sdk.images.service import ImageService
 
-        return ImageService(self.db, self.content, self.layer_store, self.storage_driver)
+        service = ImageService(self.db, self.content, self.layer_store, self.storage_driver)
+        service.registry_config = self.config       # mirrors, insecure registries (pull)
+        return service
 
     @cached_property
     def volume_store(self) -> VolumeService:
@@ -155,11 +159,33 @@ class Engine:
 
         return ImageCollection(self)
 
+    def login(self, username: str, password: str | None = None,
+              registry: str | None = None) -> dict[str, str]:
+        """docker-py's login: verify against the registry, then store the credentials
+        (``$BERTH_AUTH_CONFIG``, else ``~/.docker/config.json``)."""
+        from sdk.distribution.login import login
+
+        login(self.image_store, registry or "docker.io", username, password or "")
+        return {"Status": "Login Succeeded"}
+
     @cached_property
     def volumes(self) -> VolumeCollection:
         from sdk.models.volumes import VolumeCollection
 
         return VolumeCollection(self)
+
+    @cached_property
+    def networks(self) -> NetworkCollection:
+        from sdk.models.networks import NetworkCollection
+
+        return NetworkCollection(self)
+
+    @cached_property
+    def registry(self) -> RegistryService:
+        """Serve and maintain a registry (``engine.registry.serve(addr=..., root=...)``)."""
+        from sdk.registry.service import RegistryService
+
+        return RegistryService(self)
 
     # ---- system ---------------------------------------------------------------------
     def version(self) -> dict[str, Any]:
@@ -220,11 +246,13 @@ class Engine:
         alive = {d["Id"] for d in docs
                  if d["State"]["Status"] in ("running", "paused", "restarting")}
         parents = {(d["HostConfig"].get("CgroupParent") or "berth").strip("/") for d in docs}
-        for parent in parents | {"berth"}:
-            for name in cleanup_stale(parent, alive):
-                done.append(f"cgroup {parent}/{name}")
         known = {d["Id"] for d in docs}
         cdir = self.root / "containers"
+        # only this engine's containers: other data roots share the parent cgroup
+        mine = known | ({e.name for e in cdir.iterdir()} if cdir.is_dir() else set())
+        for parent in parents | {"berth"}:
+            for name in cleanup_stale(parent, alive, only=mine):
+                done.append(f"cgroup {parent}/{name}")
         if cdir.is_dir():
             import shutil
 
@@ -237,6 +265,7 @@ class Engine:
             done.append("partial downloads")
         if self.layer_store.cleanup_partial():
             done.append("partially unpacked layers")
+        done += self.networks.service.repair()
         return done
 
     def _engine_id(self) -> str:

@@ -36,6 +36,13 @@ def run_command(func: Callable[[], int], name: str) -> int:
         return 125 if isinstance(exc, InvalidArgument) else 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:   # `berth ... | head`: the reader left, as with SIGPIPE
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # the final flush must not fail again
+        os.close(devnull)
+        return 141
 
 
 def confirm(question: str) -> bool:

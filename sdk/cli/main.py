@@ -24,16 +24,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("images", "cmd_images"), "import": ("images", "cmd_import"),
     "rmi": ("images", "cmd_rmi"), "tag": ("images", "cmd_tag"),
     "history": ("images", "cmd_history"), "volume": ("volumes", "cmd_volume"),
+    "pull": ("remote", "cmd_pull"), "push": ("remote", "cmd_push"),
+    "login": ("remote", "cmd_login"), "logout": ("remote", "cmd_logout"),
+    "search": ("remote", "cmd_search"),
+    "save": ("archive", "cmd_save"), "load": ("archive", "cmd_load"),
+    "build": ("build", "cmd_build"), "commit": ("build", "cmd_commit"),
+    "network": ("networks", "cmd_network"), "port": ("networks", "cmd_port"),
     "info": ("system", "cmd_info"), "version": ("system", "cmd_version"),
-    "system": ("system", "cmd_system"), "container": ("main", "cmd_container"),
-    "image": ("main", "cmd_image"),
+    "system": ("system", "cmd_system"), "events": ("events", "cmd_events"),
+    "registry": ("registry", "cmd_registry"), "daemon": ("daemon", "cmd_daemon"),
+    "container": ("main", "cmd_container"), "image": ("main", "cmd_image"),
+    "container_prune": ("containers", "cmd_container_prune"),
+    "image_prune": ("images", "cmd_image_prune"),
 }
 CONTAINER_SUB = {"ls": "ps", "list": "ps", "ps": "ps", "prune": "container_prune",
-                 "inspect": "inspect"}
+                 "inspect": "inspect", "commit": "commit"}
 IMAGE_SUB = {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi",
-             "prune": "image_prune", "inspect": "inspect"}
-COMMANDS["container_prune"] = ("containers", "cmd_container_prune")
-COMMANDS["image_prune"] = ("images", "cmd_image_prune")
+             "prune": "image_prune", "inspect": "inspect", "save": "save", "load": "load",
+             "build": "build"}
 
 USAGE = """Usage:  berth [OPTIONS] COMMAND
 
@@ -44,6 +52,12 @@ Common Commands:
   exec        Execute a command in a running container
   ps          List containers
   images      List images
+  pull        Download an image from a registry
+  push        Upload an image to a registry
+  login       Log in to a registry
+  logout      Log out from a registry
+  search      Search a registry for images
+  build       Build an image from a Dockerfile
   import      Import the contents from a tarball to create a filesystem image
   info        Display system-wide information
   version     Show the berth version information
@@ -52,11 +66,14 @@ Management Commands:
   container   Manage containers
   image       Manage images
   volume      Manage volumes
+  network     Manage networks
   system      Manage berth
+  registry    Run and maintain a registry server
 
 Commands:
-  attach  create  diff  export  history  inspect  kill  logs  pause  rename  restart
-  rm  rmi  start  stats  stop  tag  top  unpause  wait
+  attach  commit  create  daemon  diff  events  export  history  inspect  kill  load
+  logs  pause  port  rename  restart  rm  rmi  save  start  stats  stop  tag  top
+  unpause  wait
 
 Global Options:
   --root DIR       data root (default /var/lib/berth, or BERTH_ROOT)
@@ -116,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"berth: '{name}' is not a berth command.\nSee 'berth --help'",
               file=sys.stderr)
         return 125
+    if argv is None and name != "daemon":   # a real command line: try the warm daemon
+        from sdk.api.forward import forward
+
+        code = forward(args)
+        if code is not None:
+            return code
     from sdk.cli.common import run_command
 
     return run_command(lambda: _dispatch(name, args[1:]), name)
