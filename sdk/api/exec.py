@@ -61,15 +61,26 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
             finally:   # the exec holds its own copies now
                 for key, (r, w) in pipes.items():
                     os.close(r if key == "in" else w)
-        try:
-            started = await ctx.call(spawn)
-        except Exception:
-            for key, (r, w) in pipes.items():
-                os.close(w if key == "in" else r)
-            raise
-        rec.running, rec.pid = True, started.pid
+        # the 101 goes out before the process exists: a client that reads the headers
+        # with a buffered reader (docker-py) would lose output sent in the same read
         resp = await hijack(request, multiplexed=not tty)
         writer = RawWriter(request, resp, multiplexed=not tty)
+        await asyncio.sleep(0.005)
+        try:
+            started = await ctx.call(spawn)
+        except Exception as exc:   # noqa: BLE001 - reported on the stream, like dockerd
+            for key, (r, w) in pipes.items():
+                os.close(w if key == "in" else r)
+            from sdk.errors import SdkError
+
+            rec.exit_code = exc.exit_code if isinstance(exc, SdkError) else 126
+            try:
+                await writer.write(STDERR if not tty else STDOUT, f"{exc}\n".encode())
+            except ConnectionResetError:
+                pass
+            await writer.close()
+            return resp
+        rec.running, rec.pid = True, started.pid
         protocol = request.transport.get_protocol() if request.transport else None
         incoming = getattr(protocol, "incoming", None)
         if tty:
