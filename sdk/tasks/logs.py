@@ -789,6 +789,9 @@ def _follow(live: _Live, window: _Window, is_running: Callable[[], bool],
     # The file rotated away from under us, kept open until we know which files came
     # after it (and so that its inode cannot be reused meanwhile).
     held: BinaryIO | None = None
+    # quick at first (a short container's last lines and its exit are seen within
+    # milliseconds), backing off to ``poll`` while nothing happens
+    delay = min(0.002, poll)
     try:
         while True:
             # Asked before reading: whatever was written before the container stopped
@@ -814,10 +817,12 @@ def _follow(live: _Live, window: _Window, is_running: Callable[[], bool],
             if window.done:
                 return
             if lines or switched:
+                delay = min(0.002, poll)
                 continue                         # more may be waiting: no sleep
             if not running or window.expired():
                 return
-            time.sleep(poll)
+            time.sleep(delay)
+            delay = min(delay * 2, poll)
     finally:
         if held is not None:
             held.close()
