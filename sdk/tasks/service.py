@@ -355,6 +355,8 @@ class TaskService:
         from sdk.runtime.spawn import Stdio
 
         doc = self.get(ref)
+        # as in docker: an exec in a privileged container is privileged too
+        privileged = privileged or bool(doc["HostConfig"].get("Privileged"))
         if doc["State"]["Status"] == "paused":
             raise Conflict(f"Container {doc['Id']} is paused, unpause the container before "
                            "exec")
@@ -396,6 +398,8 @@ class TaskService:
         from sdk.tasks.ttyrelay import relay
 
         doc = self.get(ref)
+        # as in docker: an exec in a privileged container is privileged too
+        privileged = privileged or bool(doc["HostConfig"].get("Privileged"))
         pid = self.running_pid(doc)
         process = self.exec_process(doc, cmd, user=user, env=list(env) + ["TERM=xterm"]
                                     if not any(e.startswith("TERM=") for e in env) else env,
@@ -417,6 +421,8 @@ class TaskService:
         from sdk.runtime.spawn import Stdio
 
         doc = self.get(ref)
+        # as in docker: an exec in a privileged container is privileged too
+        privileged = privileged or bool(doc["HostConfig"].get("Privileged"))
         if doc["State"]["Status"] == "paused":
             raise Conflict(f"Container {doc['Id']} is paused, unpause the container before "
                            "exec")
