@@ -174,6 +174,52 @@ def registry(tmp_path: Path) -> Iterator[str]:
         proc.wait()
 
 
+def free_subnets(count: int) -> dict[str, str]:
+    """``net_subnet``, ``net_subnet2``, ...: random /24s in 10.128.0.0/9 that no route uses."""
+    import secrets
+    from ipaddress import IPv4Network
+
+    from sdk.network.netlink import host_routes
+
+    used = [net for net, _ in host_routes()]
+    out: dict[str, str] = {}
+    while len(out) < count:
+        net = IPv4Network(f"10.{128 + secrets.randbelow(120)}.{secrets.randbelow(256)}.0/24")
+        if not any(net.overlaps(u) for u in used) and str(net) not in out.values():
+            out["net_subnet" + (str(len(out) + 1) if out else "")] = str(net)
+    return out
+
+
+def stop_pid_file(path: Path) -> None:
+    """A registry supervisor a failed target left running (its own session): kill it."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        if "berth-registry-supervisor" in Path(f"/proc/{pid}/cmdline").read_text():
+            os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def remove_networks(engine: Engine) -> None:
+    """The bridges of networks a failed target left are host devices: remove them."""
+    service = engine.networks.service
+    for net in service.list():
+        if net["name"] in ("bridge", "host", "none"):
+            continue
+        for cid in service.users(net):
+            try:
+                engine.tasks.remove(cid, force=True, volumes=True)
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass
+        try:
+            service.remove(net["id"])
+        except Exception:  # noqa: BLE001 - best effort cleanup
+            pass
+
+
 @pytest.fixture
 def cgroup_parent() -> Iterator[str]:
     """The targets' containers use their own cgroup parent; removed (when empty) at the end,
@@ -201,11 +247,22 @@ def test_integration_target(target: str, collections_path: Path, work: Path,
              "busybox_tar": str(busybox_tar)}
     if target == "container":
         extra["host_port"] = str(free_port())
+    if target == "network":
+        extra.update(free_subnets(2))
+    if target == "registry":
+        extra["reg_port"] = str(free_port())
+        engine.images.get(busybox).tag(f"127.0.0.1:{extra['reg_port']}/bb", "1")
     if target == "registry_client":
         host = request.getfixturevalue("registry")
         engine.images.get(busybox).tag(f"{host}/bb", "1")
         extra["registry_host"] = host
-    counts = assert_played(run_target(target, collections_path, work, engine, extra))
+    try:
+        counts = assert_played(run_target(target, collections_path, work, engine, extra))
+    finally:
+        if target == "network":
+            remove_networks(engine)
+        if target == "registry":
+            stop_pid_file(work / "registry.pid")
     assert counts["ok"] > 0
 
 
@@ -284,8 +341,9 @@ def test_ansible_doc_renders_every_plugin(collections_path: Path, tmp_path: Path
         assert "ERROR" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
         text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
         blocks = re.split(r"^> ", text, flags=re.M)[1:]
-        shown = [re.search(r"berth\.engine\.\w+", b.splitlines()[0]) for b in blocks]
-        assert [m.group(0) if m else None for m in shown] == \
+        # ansible-core 2.16 prints the name upper-cased, 2.17 as written
+        shown = [re.search(r"berth\.engine\.\w+", b.splitlines()[0], re.I) for b in blocks]
+        assert [m.group(0).lower() if m else None for m in shown] == \
             [f"berth.engine.{n}" for n in names], text[:500]
         for block in blocks:
             assert "OPTIONS" in block, block[:200]
