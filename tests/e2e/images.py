@@ -21,9 +21,11 @@ from sdk._internal.testimages import CACHE
 
 SUITE = "bookworm"
 # python3 (+ python3-apt, which ansible's apt module needs) for Ansible; the rest
-# is what roles/engine (vars/Debian.yml) and roles/registry install on Debian
+# is what roles/engine (vars/Debian.yml) and roles/registry install on Debian;
+# debootstrap does not resolve virtual packages, so python3-bcrypt's cffi backend
+# (it depends on python3-cffi-backend-api-*) is named explicitly
 PACKAGES = ("python3", "python3-apt", "python3-venv", "python3-aiohttp", "python3-pyroute2",
-            "python3-bcrypt", "python3-yaml", "iptables",
+            "python3-bcrypt", "python3-cffi-backend", "python3-yaml", "iptables",
             "nftables", "kmod", "procps", "iproute2", "ca-certificates", "openssl")
 # the package list is part of the name: changing it builds a new image
 NAME = f"debian-{SUITE}-ansible-{hashlib.sha256(' '.join(PACKAGES).encode()).hexdigest()[:8]}.tar"
