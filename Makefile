@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := busybox-static debootstrap iptables docker-registry skopeo iproute2
+APT_PACKAGES := busybox-static debootstrap iptables docker-registry skopeo iproute2 openssl
 
 .PHONY: quickstart test test-unit test-root lint deps system-deps venv bench clean
 
