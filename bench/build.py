@@ -16,11 +16,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peers import timed  # noqa: E402
 from sdk._internal.testimages import busybox_tar  # noqa: E402
 
 BERTH = str(Path(sys.executable).with_name("berth"))
@@ -46,14 +46,6 @@ def make_context(ctx: Path, files: int, big_mb: int) -> None:
             f.write(chunk)
     (ctx / "Dockerfile").write_text(DOCKERFILE)
 
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}")
-    return elapsed
 
 
 def main() -> int:

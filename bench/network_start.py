@@ -22,19 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peers import timed  # noqa: E402
 from sdk._internal.testimages import busybox_tar  # noqa: E402
 
 BERTH = str(Path(sys.executable).with_name("berth"))
 PARENT = "berth-netbench"
 
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd}: exit {proc.returncode}: {proc.stderr.decode()[-300:]}")
-    return elapsed
 
 
 def main() -> int:

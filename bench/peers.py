@@ -54,3 +54,13 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    """Wall time of one command; a failure stops the benchmark with its stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd}: exit {proc.returncode}: {proc.stderr.decode()[-300:]}")
+    return elapsed

@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peers import timed  # noqa: E402
 from sdk._internal.arch import goarch  # noqa: E402
 
 BERTH = str(Path(sys.executable).with_name("berth"))
@@ -103,11 +104,6 @@ def start_registry(base: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
     return proc, f"127.0.0.1:{port}"
 
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
 
 
 def main() -> int:

@@ -25,20 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import peers  # noqa: E402
+from bench.peers import timed  # noqa: E402
 from sdk._internal.testimages import busybox_rootfs, busybox_tar  # noqa: E402
 
 BERTH = str(Path(sys.executable).with_name("berth"))
 PODMAN = ["podman", "--runtime", "runc"]
 PODMAN_RUN = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd}: exit {proc.returncode}: {proc.stderr.decode()[-300:]}")
-    return elapsed
 
 
 def main() -> int:
