@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sdk.containers.service import public
 from sdk.errors import ContainerError
@@ -13,8 +12,9 @@ from sdk.models.filters import CONTAINER_FILTERS, container_matches, normalize
 from sdk.models.resource import Collection, Model
 
 
-@dataclass(frozen=True, slots=True)
-class ExecResult:
+class ExecResult(NamedTuple):
+    """docker-py's: ``code, output = container.exec_run(...)`` unpacks it."""
+
     exit_code: int | None
     output: bytes
 

@@ -91,3 +91,11 @@ def test_apply_changes() -> None:
 def test_unsupported_options_are_errors_not_no_ops() -> None:
     with pytest.raises(InvalidArgument, match="--init is not supported"):
         build_configs("img", {"Cmd": ["sh"]}, None, {"init": True})
+
+
+def test_exec_result_unpacks_like_docker_py() -> None:
+    from sdk.models.containers import ExecResult
+
+    code, output = ExecResult(3, b"out")
+    assert (code, output) == (3, b"out")
+    assert ExecResult(0, b"").exit_code == 0
