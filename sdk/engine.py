@@ -122,9 +122,8 @@ class Engine:
     def image_store(self) -> ImageService:
         from sdk.images.service import ImageService
 
-        service = ImageService(self.db, self.content, self.layer_store, self.storage_driver)
-        service.registry_config = self.config       # mirrors, insecure registries (pull)
-        return service
+        return ImageService(self.db, self.content, self.layer_store, self.storage_driver,
+                            registry_config=self.config)
 
     @cached_property
     def volume_store(self) -> VolumeService:

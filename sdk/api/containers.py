@@ -5,42 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any
 
+from sdk.api import params
 from sdk.api.context import ApiContext
 from sdk.api.errors import json_response
-from sdk.api.streams import STDERR, STDOUT, RawWriter, hijack
+from sdk.api.params import flag, unix_seconds
+from sdk.api.streams import STDERR, STDOUT, RawWriter, frame, hijack
 from sdk.engine import Engine
 from sdk.errors import InvalidArgument
 
 RUNNING = ("running", "paused", "restarting")
-
-
-def _flag(request: Any, key: str, default: bool = False) -> bool:
-    value = request.query.get(key)
-    if value is None:
-        return default
-    return value.lower() in ("1", "true", "yes")
-
-
-def _filters(request: Any) -> dict[str, Any]:
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"invalid filters: {exc}") from None
-    # old clients send {"key": {"value": true}}
-    return {k: list(v) if isinstance(v, dict) else v for k, v in data.items()}
-
-
-def _created(doc: dict[str, Any]) -> int:
-    try:
-        return int(datetime.fromisoformat(doc["Created"].replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
 
 
 def port_list(ports: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -65,7 +41,7 @@ def summary(engine: Engine, doc: dict[str, Any]) -> dict[str, Any]:
         "Id": doc["Id"], "Names": [doc["Name"]], "Image": doc["Config"].get("Image", ""),
         "ImageID": doc["Image"],
         "Command": " ".join([doc["Path"], *doc.get("Args", [])]).strip(),
-        "Created": _created(doc), "Ports": port_list(net.get("Ports")),
+        "Created": unix_seconds(doc["Created"]), "Ports": port_list(net.get("Ports")),
         "Labels": doc["Config"].get("Labels") or {}, "State": doc["State"]["Status"],
         "Status": status_text(doc["State"], time.time()),
         "HostConfig": {"NetworkMode": doc["HostConfig"].get("NetworkMode", "")},
@@ -78,9 +54,9 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
     from aiohttp import web
 
     async def list_(request: web.Request) -> web.Response:
-        all_ = _flag(request, "all")
+        all_ = flag(request, "all")
         limit = int(request.query.get("limit") or -1)
-        filters = _filters(request)
+        filters = params.filters(request)
 
         def run(e: Engine) -> list[dict[str, Any]]:
             models = e.containers.list(all=all_, limit=limit, filters=filters or None)
@@ -176,7 +152,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
 
     async def remove(request: web.Request) -> web.Response:
         ref = request.match_info["id"]
-        force, volumes = _flag(request, "force"), _flag(request, "v")
+        force, volumes = flag(request, "force"), flag(request, "v")
         await ctx.call(lambda e: e.tasks.remove(ref, force=force, volumes=volumes))
         return web.Response(status=204)
 
@@ -184,12 +160,12 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         ref = request.match_info["id"]
         doc = await ctx.call(lambda e: e.tasks.get(ref))
         tty = bool(doc["Config"].get("Tty"))
-        kwargs = {"stdout": _flag(request, "stdout"), "stderr": _flag(request, "stderr"),
-                  "timestamps": _flag(request, "timestamps"),
+        kwargs = {"stdout": flag(request, "stdout"), "stderr": flag(request, "stderr"),
+                  "timestamps": flag(request, "timestamps"),
                   "tail": request.query.get("tail") or "all",
                   "since": request.query.get("since") or None,
                   "until": request.query.get("until") or None,
-                  "follow": _flag(request, "follow")}
+                  "follow": flag(request, "follow")}
         if kwargs["since"] == "0":
             kwargs["since"] = None
         if kwargs["until"] == "0":
@@ -198,7 +174,8 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
             "application/vnd.docker.multiplexed-stream"
         resp = web.StreamResponse(status=200, headers={"Content-Type": ctype})
         await resp.prepare(request)
-        await _pump_logs(ctx, doc["Id"], kwargs, resp.write, tty)
+        await _pump_logs(ctx, doc["Id"], kwargs,
+                         lambda sid, data: resp.write(data if tty else frame(sid, data)))
         await resp.write_eof()
         return resp
 
@@ -206,14 +183,14 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         ref = request.match_info["id"]
         doc = await ctx.call(lambda e: e.tasks.get(ref))
         tty = bool(doc["Config"].get("Tty"))
-        if _flag(request, "stdin"):
+        if flag(request, "stdin"):
             return await _attach_interactive(ctx, request, doc)
         resp = await hijack(request, multiplexed=not tty)
         writer = RawWriter(request, resp, multiplexed=not tty)
-        kwargs = {"stdout": _flag(request, "stdout"), "stderr": _flag(request, "stderr"),
-                  "timestamps": False, "tail": "all" if _flag(request, "logs") else "0",
-                  "since": None, "until": None, "follow": _flag(request, "stream", True)}
-        if not _flag(request, "logs"):
+        kwargs = {"stdout": flag(request, "stdout"), "stderr": flag(request, "stderr"),
+                  "timestamps": False, "tail": "all" if flag(request, "logs") else "0",
+                  "since": None, "until": None, "follow": flag(request, "stream", True)}
+        if not flag(request, "logs"):
             kwargs["since"] = time.time() - 0.05 if doc["State"]["Status"] in RUNNING \
                 else None
             kwargs["tail"] = "all"
@@ -222,8 +199,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         if waiting:
             ctx.attaching[cid] = ctx.attaching.get(cid, 0) + 1
         try:
-            await _pump_logs(ctx, cid, kwargs, lambda item: _write_framed(writer, item), tty,
-                             framed=True, wait_start=waiting)
+            await _pump_logs(ctx, cid, kwargs, writer.write, wait_start=waiting)
         except ConnectionResetError:
             pass
         finally:
@@ -246,7 +222,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
 
     async def stats(request: web.Request) -> web.Response:
         ref = request.match_info["id"]
-        if _flag(request, "stream", True):
+        if flag(request, "stream", True):
             resp = web.StreamResponse(headers={"Content-Type": "application/json"})
             await resp.prepare(request)
             while True:
@@ -270,7 +246,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         return resp
 
     async def prune(request: web.Request) -> web.Response:
-        filters = _filters(request)
+        filters = params.filters(request)
         return json_response(await ctx.call(lambda e: e.containers.prune(filters or None)))
 
     p = "/containers/{id}"
@@ -379,49 +355,19 @@ def _wait_until_started(engine: Engine, cid: str, cancelled: Any) -> None:
         delay = min(delay * 2, 0.02)
 
 
-async def _write_framed(writer: RawWriter, item: Any) -> None:
-    stream, data = item
-    await writer.write(stream, data)
-
-
 async def _pump_logs(ctx: ApiContext, cid: str, kwargs: dict[str, Any], write: Any,
-                     tty: bool, *, framed: bool = False, wait_start: bool = False) -> None:
-    """Copy log records to ``write`` as they arrive (a worker thread reads the file)."""
-    from sdk.api.streams import frame
+                     *, wait_start: bool = False) -> None:
+    """``write(stream, data)`` for each log record as it arrives."""
+    from contextlib import aclosing
+
     from sdk.tasks.logview import log_lines
 
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(256)
-    cancelled = False
+    def records(e: Engine, stopped: Any) -> Iterator[tuple[int, bytes]]:
+        if wait_start:
+            _wait_until_started(e, cid, stopped)
+        for stream, data in log_lines(e, cid, **kwargs):
+            yield (STDOUT if stream == "stdout" else STDERR), data
 
-    def produce(e: Engine) -> None:
-        try:
-            if wait_start:
-                _wait_until_started(e, cid, lambda: cancelled)
-            for stream, data in log_lines(e, cid, **kwargs):
-                if cancelled:
-                    return
-                sid = STDOUT if stream == "stdout" else STDERR
-                asyncio.run_coroutine_threadsafe(queue.put((sid, data)), loop).result()
-        finally:
-            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
-
-    task = asyncio.ensure_future(ctx.call(produce))
-    try:
-        while (item := await queue.get()) is not None:
-            sid, data = item
-            if framed:
-                await write((sid, data))
-            else:
-                await write(data if tty else frame(sid, data))
-    finally:
-        cancelled = True
-        while not queue.empty():
-            queue.get_nowait()
-        if not task.done():
-            # unblock a producer waiting on a full queue
-            while not task.done():
-                try:
-                    queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    await asyncio.sleep(0.01)
+    async with aclosing(ctx.iterate(records)) as items:
+        async for sid, data in items:
+            await write(sid, data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -52,6 +52,40 @@ class ApiContext:
     async def call(self, fn: Callable[[Engine], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, lambda: fn(self.engine()))
+
+    async def iterate(self, make: Callable[[Engine, Callable[[], bool]], Iterable[T]],
+                      depth: int = 256) -> AsyncIterator[T]:
+        """The items of a blocking iterator (log records, events) made and advanced in a
+        worker thread.  ``make(engine, stopped)``: ``stopped()`` turns true once the
+        consumer has left, and the thread ends at its next item.  Use with
+        ``contextlib.aclosing`` so that leaving early stops the thread."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(depth)
+        end = object()
+        stopped = False
+
+        def produce(engine: Engine) -> None:
+            try:
+                for item in make(engine, lambda: stopped):
+                    if stopped:
+                        return
+                    asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(end), loop).result()
+
+        task = asyncio.ensure_future(self.call(produce))
+        try:
+            while (item := await queue.get()) is not end:
+                yield item
+        finally:
+            stopped = True
+            while not task.done():   # unblock a producer waiting on a full queue
+                try:
+                    queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    await asyncio.sleep(0.01)
+            if not task.cancelled():
+                task.exception()     # an error ends the stream, as it always did
 
     def start(self, engine: Engine, cid: str) -> None:
         doc = engine.tasks.get(cid)

@@ -7,24 +7,22 @@ the very same command code on those descriptors, so output, terminals and exit c
 are exactly those of the embedded CLI, without paying for interpreter start-up and
 imports.  Signals the terminal sends to this process are forwarded.
 
-Only the standard library's cheapest modules are imported here: this runs on every
-command.
+Importing this module costs nothing (``os`` and ``sys``): every command asks
+``target()``; the socket machinery is imported only when a daemon will run it.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import struct
 import sys
 
 DEFAULT_CLI_SOCKET = "/run/berth-cli.sock"
 # the environment a command may depend on; the data root is always the daemon's
 PASSED_ENV = ("HOME", "TERM", "COLUMNS", "LINES", "NO_COLOR", "DOCKER_CONFIG",
               "BERTH_AUTH_CONFIG", "TZ", "LANG", "LC_ALL", "USER")
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                     signal.SIGWINCH, signal.SIGUSR1, signal.SIGUSR2)
+# signal names (not numbers): the module stays importable at no cost for target()
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1",
+                     "SIGUSR2")
 
 
 def cli_socket_for(api_socket: str) -> str:
@@ -53,6 +51,10 @@ def forward(argv: list[str]) -> int | None:
     where = target()
     if where is None:
         return None
+    import signal
+    import socket
+    import struct
+
     path, explicit = where
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -81,8 +83,8 @@ def forward(argv: list[str]) -> int | None:
         except OSError:
             pass
 
-    for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, relay)
+    for name in FORWARDED_SIGNALS:
+        signal.signal(getattr(signal, name), relay)
     data = b""
     while len(data) < 4:
         try:

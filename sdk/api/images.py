@@ -5,22 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sdk.api.containers import _filters, _flag
+from sdk.api import params
 from sdk.api.context import ApiContext
 from sdk.api.errors import json_response
+from sdk.api.params import flag, unix_seconds
 from sdk.engine import Engine
 from sdk.errors import InvalidArgument
-
-
-def _created(text: str) -> int:
-    from datetime import datetime
-
-    try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")[:26] + "+00:00"
-                                          if "." in text else
-                                          text.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
 
 
 def image_summary(engine: Engine, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +18,7 @@ def image_summary(engine: Engine, attrs: dict[str, Any]) -> dict[str, Any]:
     return {"Id": attrs["Id"], "ParentId": attrs.get("Parent", ""),
             "RepoTags": attrs.get("RepoTags") or [],
             "RepoDigests": attrs.get("RepoDigests") or [],
-            "Created": _created(str(attrs.get("Created", ""))), "Size": attrs.get("Size", 0),
+            "Created": unix_seconds(str(attrs.get("Created", ""))), "Size": attrs.get("Size", 0),
             "SharedSize": -1, "VirtualSize": attrs.get("Size", 0),
             "Labels": (attrs.get("Config") or {}).get("Labels") or {},
             "Containers": attrs.get("Containers", -1)}
@@ -38,8 +28,8 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
     from aiohttp import web
 
     async def list_(request: web.Request) -> web.Response:
-        filters = _filters(request)
-        all_ = _flag(request, "all")
+        filters = params.filters(request)
+        all_ = flag(request, "all")
 
         def run(e: Engine) -> list[dict[str, Any]]:
             return [image_summary(e, m.attrs)
@@ -66,12 +56,12 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
 
     async def remove(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        force, noprune = _flag(request, "force"), _flag(request, "noprune")
+        force, noprune = flag(request, "force"), flag(request, "noprune")
         return json_response(await ctx.call(
             lambda e: e.images.remove(name, force=force, noprune=noprune)))
 
     async def prune(request: web.Request) -> web.Response:
-        filters = _filters(request)
+        filters = params.filters(request)
         return json_response(await ctx.call(lambda e: e.images.prune(filters or None)))
 
     async def create(request: web.Request) -> web.StreamResponse:
@@ -160,10 +150,10 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
             from sdk.build.builder import BuildOptions
 
             opts = BuildOptions(tags=tags, buildargs=buildargs,
-                                nocache=_flag(request, "nocache"),
+                                nocache=flag(request, "nocache"),
                                 target=q.get("target") or "", labels=labels,
-                                quiet=_flag(request, "q"), rm=_flag(request, "rm", True),
-                                force_rm=_flag(request, "forcerm"), pull=_flag(request, "pull"),
+                                quiet=flag(request, "q"), rm=flag(request, "rm", True),
+                                force_rm=flag(request, "forcerm"), pull=flag(request, "pull"),
                                 network_mode=q.get("networkmode") or None)
             with open_context(fileobj=io.BytesIO(context),
                               dockerfile=q.get("dockerfile") or None) as bctx:

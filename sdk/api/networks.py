@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdk.api.containers import _filters
+from sdk.api import params
 from sdk.api.context import ApiContext
 from sdk.api.errors import json_response
 from sdk.engine import Engine
@@ -15,7 +15,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
     from aiohttp import web
 
     async def list_(request: web.Request) -> web.Response:
-        filters = _filters(request)
+        filters = params.filters(request)
         names = filters.get("name")
         ids = filters.get("id")
 

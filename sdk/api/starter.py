@@ -122,8 +122,8 @@ def restart_on_boot(engine: Any) -> list[str]:
     ``unless-stopped`` unless a user stopped it.  Returns the started IDs."""
     started = []
     for doc in engine.tasks.all():
-        if doc["State"]["Status"] not in ("exited", "created") or \
-                not doc["State"].get("StartedAt", "0001").replace("0001-01-01T00:00:00Z", ""):
+        never_started = doc["State"].get("StartedAt", "0001").startswith("0001")
+        if doc["State"]["Status"] not in ("exited", "created") or never_started:
             continue
         policy = (doc["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
         by_user = bool(doc["_berth"].get("stopped_by_user"))

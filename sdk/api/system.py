@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sdk.api import params
 from sdk.api.context import API_VERSION, MIN_API_VERSION, ApiContext
 from sdk.api.errors import json_response
 
@@ -72,43 +73,27 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
 
     async def events_(request: web.Request) -> web.StreamResponse:
         """``docker events``: past events from ``since``, then live ones."""
-        import asyncio
         import json
+        from contextlib import aclosing
 
         from sdk import events
-        from sdk.api.containers import _filters
         from sdk.tasks.logview import _when
 
         since = _when(request.query.get("since") or None)
         until = _when(request.query.get("until") or None)
-        filters = _filters(request)
+        filters = params.filters(request)
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(request)
-        gone = False
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(1024)
 
-        def produce(e: Any) -> None:
-            try:
-                for msg in events.stream(e.db, since=since, until=until, filters=filters,
-                                         follow=True, stopped=lambda: gone):
-                    asyncio.run_coroutine_threadsafe(queue.put(msg), loop).result()
-            finally:
-                asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
-
-        task = asyncio.ensure_future(ctx.call(produce))
+        def messages(e: Any, stopped: Any) -> Any:
+            return events.stream(e.db, since=since, until=until, filters=filters,
+                                 follow=True, stopped=stopped)
         try:
-            while (msg := await queue.get()) is not None:
-                await resp.write(json.dumps(msg).encode() + b"\n")
+            async with aclosing(ctx.iterate(messages, depth=1024)) as stream:
+                async for msg in stream:
+                    await resp.write(json.dumps(msg).encode() + b"\n")
         except ConnectionResetError:
             pass
-        finally:
-            gone = True
-            while not task.done():
-                try:
-                    queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    await asyncio.sleep(0.05)
         return resp
 
     return [("GET", "/events", events_), ("POST", "/auth", auth), ("GET", "/_ping", ping),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdk.api.containers import _filters, _flag
+from sdk.api import params
 from sdk.api.context import ApiContext
 from sdk.api.errors import json_response
+from sdk.api.params import flag
 from sdk.engine import Engine
 
 
@@ -14,7 +15,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
     from aiohttp import web
 
     async def list_(request: web.Request) -> web.Response:
-        filters = _filters(request)
+        filters = params.filters(request)
 
         def run(e: Engine) -> dict[str, Any]:
             return {"Volumes": [v.attrs for v in e.volumes.list(filters or None)],
@@ -37,12 +38,12 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
 
     async def remove(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        force = _flag(request, "force")
+        force = flag(request, "force")
         await ctx.call(lambda e: e.volume_store.remove(name, force=force))
         return web.Response(status=204)
 
     async def prune(request: web.Request) -> web.Response:
-        filters = _filters(request)
+        filters = params.filters(request)
         return json_response(await ctx.call(lambda e: e.volumes.prune(filters or None)))
 
     return [("GET", "/volumes", list_), ("POST", "/volumes/create", create),

@@ -112,15 +112,6 @@ def _sub(group: str, table: dict[str, str], argv: list[str]) -> int:
     return _dispatch(target, argv[1:])
 
 
-def _daemon_may_run_it() -> bool:
-    """Cheap pre-check of sdk.api.forward.target(): embedded commands skip its imports."""
-    if os.environ.get("BERTH_HOST"):
-        return True
-    if os.environ.get("BERTH_ROOT") or os.environ.get("BERTH_CONFIG"):
-        return False
-    return os.path.exists("/run/berth-cli.sock")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     while args and args[0].startswith("--") and args[0].split("=")[0] in ("--root",
@@ -142,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"berth: '{name}' is not a berth command.\nSee 'berth --help'",
               file=sys.stderr)
         return 125
-    if argv is None and name != "daemon" and _daemon_may_run_it():
+    if argv is None and name != "daemon":   # a real command line: the warm daemon?
         from sdk.api.forward import forward
 
         code = forward(args)

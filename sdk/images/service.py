@@ -63,15 +63,14 @@ def familiar(full: str) -> str:
 
 class ImageService:
     def __init__(self, db: Database, content: ContentStore, layers: LayerStore,
-                 driver: str) -> None:
+                 driver: str, registry_config: Any = None) -> None:
         self.db = db
         self.content = content
         self.layers = layers
         self.driver = driver
-        #: daemon.json (registry-mirrors, insecure-registries, ...) for pull/push; the
-        #: Engine sets it, a bare ImageService pulls with the defaults
-        self.registry_config: Any = None
-        self._repo_table = False
+        #: daemon.json (registry-mirrors, insecure-registries, ...) for pull/push; None
+        #: pulls with the defaults
+        self.registry_config = registry_config
 
     # ---- creating -----------------------------------------------------------------
     def add_layer(self, stream: IO[bytes], parent: LayerRecord | None) -> LayerRecord:
@@ -143,15 +142,6 @@ class ImageService:
 
         return _FileLock(self.content.root / "locks" / f"{kind}-{check_digest(digest)[:2]}")
 
-    def _ensure_repo_table(self) -> None:
-        if self._repo_table:
-            return
-        from sdk.store.db import SCHEMA
-
-        start = SCHEMA.index("CREATE TABLE IF NOT EXISTS image_repo_digests")
-        self.db.conn.execute(SCHEMA[start:SCHEMA.index(";", start)])
-        self._repo_table = True
-
     def record_pulled(self, config_bytes: bytes, layers: list[LayerRecord], *,
                       manifest: bytes, repository: str, digest: str,
                       tag: str | None = None, adopt_manifest: bool = True) -> str:
@@ -166,7 +156,6 @@ class ImageService:
         manifest_digest = self.content.put_bytes(manifest)
         full_tag = normalize_tag(f"{repository}:{tag}") if tag else None
         size = sum(lr.size for lr in layers)
-        self._ensure_repo_table()
         with self.db.write() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO images VALUES (?,?,?,?,?,?,?)",
@@ -190,7 +179,6 @@ class ImageService:
         return image_id
 
     def record_pushed(self, image_id: str, repository: str, digest: str) -> None:
-        self._ensure_repo_table()
         with self.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO image_repo_digests VALUES (?,?,?,?)",
                          (image_id, repository, digest, digest))
@@ -198,7 +186,6 @@ class ImageService:
 
     def repo_digests(self, image_id: str) -> list[tuple[str, str]]:
         """``[(repository, digest)]`` this image was pulled from or pushed to."""
-        self._ensure_repo_table()
         rows = self.db.query("SELECT repository, digest FROM image_repo_digests WHERE "
                              "image_id=? ORDER BY repository", (image_id,))
         return [(r["repository"], r["digest"]) for r in rows]

@@ -71,13 +71,15 @@ def berth_cgroups(parent: str = "berth") -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def _remove_empty_parent_cgroups() -> Iterator[None]:
     """The engine keeps its parent cgroup (as Docker keeps "docker"); the test session
-    created it, so the session removes it again when nothing is left inside."""
-    existed = {h for h in Path("/sys/fs/cgroup").iterdir() if (h / "berth").is_dir()}
+    created it (and the private parents some tests use, e.g. "berth-ansible-test"), so
+    the session removes them again when nothing is left inside."""
+    def parents() -> set[Path]:
+        return {d for h in Path("/sys/fs/cgroup").iterdir() if h.is_dir()
+                for d in h.iterdir() if d.is_dir() and d.name.startswith("berth")}
+
+    existed = parents()
     yield
-    for hier in Path("/sys/fs/cgroup").iterdir():
-        parent = hier / "berth"
-        if hier in existed or not parent.is_dir():
-            continue
+    for parent in parents() - existed:
         try:
             parent.rmdir()          # fails (and stays) when a cgroup is still inside
         except OSError:
