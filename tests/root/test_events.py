@@ -18,6 +18,7 @@ def test_container_lifecycle_events(engine: Engine, busybox: str) -> None:
     c = engine.containers.run("busybox", ["sleep", "30"], detach=True, name="ev",
                               network_mode="none", labels={"team": "a"})
     c.kill()
+    c.wait(timeout=10)            # kill only sends the signal; the supervisor records the exit
     engine.containers.get("ev").rename("ev2")
     engine.containers.get("ev2").remove()
     engine.volumes.create("evvol").remove()
