@@ -46,17 +46,46 @@ def target() -> tuple[str, bool] | None:
     return None
 
 
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string literal, escaped as ``json.dumps`` does (ensure_ascii).
+
+    Written out because ``import json`` (and the ``re`` it pulls in) would be most of
+    this client's import time."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code > 0xFFFF:              # astral: a UTF-16 surrogate pair
+            code -= 0x10000
+            out.append(f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}")
+        else:                            # controls, non-ASCII, lone surrogates
+            out.append(f"\\u{code:04x}")
+    out.append('"')
+    return "".join(out)
+
+
+def encode_request(argv: list[str], cwd: str, env: dict[str, str]) -> bytes:
+    """The request the daemon's CLI runner decodes with ``json.loads``."""
+    args = ",".join(_json_string(a) for a in argv)
+    pairs = ",".join(f"{_json_string(k)}:{_json_string(v)}" for k, v in env.items())
+    body = f'{{"argv":[{args}],"cwd":{_json_string(cwd)},"env":{{{pairs}}}}}'.encode("ascii")
+    return len(body).to_bytes(4, "big") + body
+
+
 def forward(argv: list[str]) -> int | None:
     """Run ``argv`` in the daemon; None when no daemon answers (run embedded)."""
     where = target()
     if where is None:
         return None
-    import signal
-    import socket
-    import struct
+    # the C modules, not socket.py/signal.py: their enum classes cost ~5 ms of start-up
+    import _signal
+    import _socket
 
     path, explicit = where
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as exc:
@@ -67,15 +96,14 @@ def forward(argv: list[str]) -> int | None:
             return 125
         return None
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-    import json
-
     try:
         cwd = os.getcwd()
     except OSError:
         cwd = "/"
-    payload = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
-    fds = [0, 1, 2]
-    socket.send_fds(sock, [struct.pack(">I", len(payload)) + payload], fds)
+    # SCM_RIGHTS carries C ints; array.array would import collections (~2 ms)
+    fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+    sock.sendmsg([encode_request(argv, cwd, env)],
+                 [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
 
     def relay(signum: int, _frame: object) -> None:
         try:
@@ -84,7 +112,7 @@ def forward(argv: list[str]) -> int | None:
             pass
 
     for name in FORWARDED_SIGNALS:
-        signal.signal(getattr(signal, name), relay)
+        _signal.signal(getattr(_signal, name), relay)
     data = b""
     while len(data) < 4:
         try:
@@ -96,4 +124,4 @@ def forward(argv: list[str]) -> int | None:
                   file=sys.stderr)
             return 125
         data += chunk
-    return int(struct.unpack(">i", data)[0])
+    return int.from_bytes(data, "big", signed=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,32 +42,40 @@ def _created(doc: dict[str, Any]) -> float:
         return 0.0
 
 
-def row(doc: dict[str, Any], now: float, *, trunc: bool, size: Any = None) -> dict[str, Any]:
+def row(doc: dict[str, Any], now: float, *, trunc: bool, size: Any = None,
+        keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """The template fields of one container; with ``keys``, only those (the default table
+    needs 7 of 14, and computing the others is most of the per-row cost)."""
     from sdk._internal.timefmt import human_duration, status_text
 
-    command = " ".join([doc["Path"], *doc.get("Args", [])]).strip()
-    command = f'"{_ellipsis(command, 20)}"' if trunc else '"' + command + '"'
-    created = _created(doc)
-    labels = doc["Config"].get("Labels") or {}
-    mounts = doc.get("Mounts") or []
-    return {
-        "ID": doc["Id"][:12] if trunc else doc["Id"],
-        "Image": doc["Config"].get("Image", ""),
+    def command() -> str:
+        text = " ".join([doc["Path"], *doc.get("Args", [])]).strip()
+        return f'"{_ellipsis(text, 20)}"' if trunc else '"' + text + '"'
+
+    def mounts() -> list[dict[str, Any]]:
+        return doc.get("Mounts") or []
+
+    fields: dict[str, Callable[[], Any]] = {
+        "ID": lambda: doc["Id"][:12] if trunc else doc["Id"],
+        "Image": lambda: doc["Config"].get("Image", ""),
         "Command": command,
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
-        "RunningFor": human_duration(now - created) + " ago",
-        "Ports": _ports(doc),
-        "State": doc["State"]["Status"],
-        "Status": status_text(doc["State"], now),
-        "Size": size if size is not None else "",
-        "Names": doc["Name"].lstrip("/"),
-        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-        "Mounts": ",".join(_ellipsis(m.get("Name") or m.get("Source", ""), 15)
-                           if trunc else (m.get("Name") or m.get("Source", ""))
-                           for m in mounts),
-        "Networks": doc["HostConfig"].get("NetworkMode", ""),
-        "LocalVolumes": str(sum(1 for m in mounts if m.get("Type") == "volume")),
+        "CreatedAt": lambda: time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
+                                           time.gmtime(_created(doc))),
+        "RunningFor": lambda: human_duration(now - _created(doc)) + " ago",
+        "Ports": lambda: _ports(doc),
+        "State": lambda: doc["State"]["Status"],
+        "Status": lambda: status_text(doc["State"], now),
+        "Size": lambda: size if size is not None else "",
+        "Names": lambda: doc["Name"].lstrip("/"),
+        "Labels": lambda: ",".join(f"{k}={v}" for k, v in
+                                   (doc["Config"].get("Labels") or {}).items()),
+        "Mounts": lambda: ",".join(_ellipsis(m.get("Name") or m.get("Source", ""), 15)
+                                   if trunc else (m.get("Name") or m.get("Source", ""))
+                                   for m in mounts()),
+        "Networks": lambda: doc["HostConfig"].get("NetworkMode", ""),
+        "LocalVolumes": lambda: str(sum(1 for m in mounts() if m.get("Type") == "volume")),
     }
+    return {k: fields[k]() for k in (fields if keys is None else keys)}
 
 
 def cmd_ps(argv: list[str]) -> int:
@@ -76,7 +85,7 @@ def cmd_ps(argv: list[str]) -> int:
 
     filters = parse_filters(opts["filter"], CONTAINER_FILTERS)
     eng = engine()
-    docs = eng.tasks.all()
+    docs = eng.tasks.briefs()
     image_ids: dict[str, set[str]] = {}
     for ref in filters.get("ancestor", []):
         try:
@@ -107,7 +116,6 @@ def cmd_ps(argv: list[str]) -> int:
                             if eng.image_store.exists(d["Image"]) else 0)
             sizes[d["Id"]] = (f"{human_size(rw, precision=3)} "
                               f"(virtual {human_size(virtual, precision=3)})")
-    rows = [row(d, now, trunc=trunc, size=sizes.get(d["Id"])) for d in selected]
     default = DEFAULT + ("\t{{.Size}}" if opts["size"] else "")
     fmt = opts["format"] or ""
     if opts["quiet"]:
@@ -117,9 +125,12 @@ def cmd_ps(argv: list[str]) -> int:
 
         keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"] + \
             (["Size"] if opts["size"] else [])
+        rows = [row(d, now, trunc=trunc, size=sizes.get(d["Id"]), keys=keys)
+                for d in selected]
         sys.stdout.write(render_table([HEADERS[k] for k in keys],
                                       [[str(r[k]) for k in keys] for r in rows]))
         return 0
+    rows = [row(d, now, trunc=trunc, size=sizes.get(d["Id"])) for d in selected]
     sys.stdout.write(render_format(fmt, rows, HEADERS, default))
     return 0
 

@@ -40,6 +40,37 @@ def public(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "_berth"}
 
 
+def brief(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a record that listings read (ps columns and filters, the API's list,
+    and ``TaskService.reconcile``), in the record's own shape, so the same code reads a
+    brief or a whole record.  A fifth of the bytes to decode per container."""
+    host = doc["HostConfig"]
+    config = doc["Config"]
+    settings = doc.get("NetworkSettings") or {}
+    out = {
+        "Id": doc["Id"], "Name": doc["Name"], "Created": doc["Created"],
+        "Path": doc["Path"], "Args": doc.get("Args", []), "Image": doc["Image"],
+        "State": doc["State"], "Mounts": doc.get("Mounts") or [],
+        "Config": {"Image": config.get("Image", ""), "Labels": config.get("Labels") or {}},
+        "HostConfig": {"NetworkMode": host.get("NetworkMode", ""),
+                       "CgroupParent": host.get("CgroupParent", "")},
+        "NetworkSettings": {"Ports": settings.get("Ports") or {},
+                            "Networks": settings.get("Networks") or {}},
+        "_berth": {"monitor": doc.get("_berth", {}).get("monitor")},
+    }
+    if "_berth_endpoint" in host:        # reconcile normalises these records
+        out["HostConfig"]["_berth_endpoint"] = host["_berth_endpoint"]
+    return out
+
+
+def _store(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> None:
+    """Write a changed record and its brief in the caller's transaction."""
+    conn.execute("UPDATE containers SET doc=?, status=?, name=? WHERE id=?",
+                 (dumps(doc), doc["State"]["Status"], doc["Name"][1:], doc["Id"]))
+    conn.execute("INSERT OR REPLACE INTO container_briefs VALUES (?,?)",
+                 (doc["Id"], dumps(brief(doc))))
+
+
 class ContainerService:
     def __init__(self, db: Database, root: Path, images: ImageService, layers: LayerStore,
                  volumes: VolumeService, driver: str, log_opts: Mapping[str, str]) -> None:
@@ -85,6 +116,26 @@ class ContainerService:
         return [loads(r["doc"]) for r in self.db.query(
             "SELECT doc FROM containers ORDER BY created DESC, rowid DESC")]
 
+    def briefs(self) -> list[dict[str, Any]]:
+        """Every record's brief (see ``brief``), newest first.  Records written before
+        briefs existed get theirs now."""
+        rows = self.db.query(
+            "SELECT c.id, b.brief FROM containers c LEFT JOIN container_briefs b "
+            "ON b.id = c.id ORDER BY c.created DESC, c.rowid DESC")
+        missing = [r["id"] for r in rows if r["brief"] is None]
+        made: dict[str, dict[str, Any]] = {}
+        if missing:
+            with self.db.write() as conn:
+                for cid in missing:
+                    row = conn.execute("SELECT doc FROM containers WHERE id=?",
+                                       (cid,)).fetchone()
+                    if row is not None:
+                        made[cid] = brief(loads(row["doc"]))
+                        conn.execute("INSERT OR REPLACE INTO container_briefs VALUES (?,?)",
+                                     (cid, dumps(made[cid])))
+        return [made[r["id"]] if r["brief"] is None else loads(r["brief"])
+                for r in rows if r["brief"] is not None or r["id"] in made]
+
     def names_using_image(self, image_id: str) -> list[str]:
         return [r["id"][:12] for r in self.db.query(
             "SELECT id FROM containers WHERE image_id=?", (image_id,))]
@@ -92,8 +143,7 @@ class ContainerService:
     # ---- changing -----------------------------------------------------------------
     def save(self, doc: dict[str, Any]) -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE containers SET doc=?, status=?, name=? WHERE id=?",
-                         (dumps(doc), doc["State"]["Status"], doc["Name"][1:], doc["Id"]))
+            _store(conn, doc)
 
     def modify(self, cid: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Read-modify-write one record inside a write transaction."""
@@ -104,8 +154,7 @@ class ContainerService:
             doc = loads(row["doc"])
             before = {"State": dict(doc["State"]), "Name": doc["Name"]}
             change(doc)
-            conn.execute("UPDATE containers SET doc=?, status=?, name=? WHERE id=?",
-                         (dumps(doc), doc["State"]["Status"], doc["Name"][1:], cid))
+            _store(conn, doc)
             events.container_transition(conn, before, doc)
             if before["Name"] != doc["Name"]:
                 events.record(conn, "container", "rename", cid,
@@ -121,6 +170,7 @@ class ContainerService:
             validate_name(str(name))
             name = str(name).lstrip("/")
         self._check_bind_sources(host)
+        self._check_network(host)
         cid = new_id()
         if not name:
             name = generate_name(lambda n: self.db.one(
@@ -155,6 +205,8 @@ class ContainerService:
             with self.db.write() as conn:
                 conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?)",
                              (cid, name, image_id, time.time(), "created", dumps(doc)))
+                conn.execute("INSERT INTO container_briefs VALUES (?,?)",
+                             (cid, dumps(brief(doc))))
                 events.record(conn, "container", "create", cid, events.container_attrs(doc))
                 conn.executemany("INSERT OR IGNORE INTO volume_refs VALUES (?,?)",
                                  [(cid, v) for v in refs])
@@ -178,6 +230,17 @@ class ContainerService:
                 self.volumes.remove(name, force=True)
             except Exception:   # noqa: BLE001 - best effort rollback
                 pass
+
+    def _check_network(self, host: Mapping[str, Any]) -> None:
+        """A user network must exist at create (docker: "network X not found")."""
+        mode = host.get("NetworkMode") or "bridge"
+        if mode in ("bridge", "host", "none", "default") or mode.startswith("container:"):
+            return
+        if self.db.one("SELECT 1 FROM networks WHERE name=? OR id LIKE ?",
+                       (mode, mode + "%")) is None:
+            from sdk.errors import NetworkNotFound
+
+            raise NetworkNotFound(f"network {mode} not found")
 
     def _check_bind_sources(self, host: Mapping[str, Any]) -> None:
         for bind in host.get("Binds") or []:

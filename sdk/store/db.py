@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS containers (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+-- what listings (ps, the API's container list) read: a few hundred bytes of each record
+-- instead of the whole inspect document (see ContainerStore.brief)
+CREATE TABLE IF NOT EXISTS container_briefs (
+    id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+    brief TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
     driver TEXT NOT NULL,

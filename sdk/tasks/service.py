@@ -90,6 +90,10 @@ class TaskService:
     def all(self) -> list[dict[str, Any]]:
         return [self.reconcile(d) for d in self.store.all()]
 
+    def briefs(self) -> list[dict[str, Any]]:
+        """``all()`` for listings: each record's brief (ContainerStore.brief), reconciled."""
+        return [self.reconcile(d) for d in self.store.briefs()]
+
     def _cgroup(self, doc: dict[str, Any]) -> Cgroup:
         from sdk.runtime.cgroups import Cgroup
 
