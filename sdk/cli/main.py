@@ -17,10 +17,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("containers", "cmd_pause"), "unpause": ("containers", "cmd_unpause"),
     "rm": ("containers", "cmd_rm"), "wait": ("containers", "cmd_wait"),
     "rename": ("containers", "cmd_rename"), "ps": ("ps", "cmd_ps"),
+    "update": ("update", "cmd_update"),
     "logs": ("containers", "cmd_logs"), "exec": ("containers", "cmd_exec"),
     "attach": ("containers", "cmd_attach"), "top": ("containers", "cmd_top"),
     "stats": ("containers", "cmd_stats"), "diff": ("containers", "cmd_diff"),
     "export": ("containers", "cmd_export"), "inspect": ("inspect", "cmd_inspect"),
+    "cp": ("cp", "cmd_cp"),
     "images": ("images", "cmd_images"), "import": ("images", "cmd_import"),
     "rmi": ("images", "cmd_rmi"), "tag": ("images", "cmd_tag"),
     "history": ("images", "cmd_history"), "volume": ("volumes", "cmd_volume"),
@@ -29,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("remote", "cmd_search"),
     "save": ("archive", "cmd_save"), "load": ("archive", "cmd_load"),
     "build": ("build", "cmd_build"), "commit": ("build", "cmd_commit"),
+    "builder": ("build", "cmd_builder"),
     "network": ("networks", "cmd_network"), "port": ("networks", "cmd_port"),
     "info": ("system", "cmd_info"), "version": ("system", "cmd_version"),
     "system": ("system", "cmd_system"), "events": ("events", "cmd_events"),
@@ -64,6 +67,7 @@ Common Commands:
 
 Management Commands:
   container   Manage containers
+  builder     Manage builds
   image       Manage images
   volume      Manage volumes
   network     Manage networks
@@ -71,9 +75,9 @@ Management Commands:
   registry    Run and maintain a registry server
 
 Commands:
-  attach  commit  create  daemon  diff  events  export  history  inspect  kill  load
+  attach  commit  cp  create  daemon  diff  events  export  history  inspect  kill  load
   logs  pause  port  rename  restart  rm  rmi  save  start  stats  stop  tag  top
-  unpause  wait
+  unpause  update  wait
 
 Global Options:
   --root DIR       data root (default /var/lib/berth, or BERTH_ROOT)

@@ -109,6 +109,16 @@ def _bytes(value: Any, flag: str, *, allow_minus_one: bool = False) -> int:
         raise InvalidArgument(f"invalid {flag}: {exc}") from None
 
 
+def bytes_option(value: Any, flag: str, *, allow_minus_one: bool = False) -> int:
+    """A size option ("512m", 1048576) in bytes; InvalidArgument naming ``flag``."""
+    return _bytes(value, flag, allow_minus_one=allow_minus_one)
+
+
+def int_option(value: Any, flag: str) -> int:
+    """An integer option; InvalidArgument naming ``flag``."""
+    return _int(value, flag)
+
+
 def _int(value: Any, flag: str, lo: int | None = None, hi: int | None = None) -> int:
     if value is None:
         return 0

@@ -80,6 +80,16 @@ class Container(Model):
         self.engine.container_store.rename(self.id, name)
         self.reload()
 
+    def update(self, **kwargs: Any) -> dict[str, Any]:
+        """docker-py's ``Container.update``: blkio_weight, cpu_period, cpu_quota,
+        cpu_shares, cpuset_cpus, cpuset_mems, mem_limit, mem_reservation, memswap_limit,
+        nano_cpus, pids_limit, restart_policy; applied in place."""
+        from sdk.tasks.update import host_changes
+
+        warnings = self._tasks.update(self.id, host_changes(kwargs))
+        self.reload()
+        return {"Warnings": warnings}
+
     def logs(self, stdout: bool = True, stderr: bool = True, stream: bool = False,
              timestamps: bool = False, tail: str | int = "all", since: Any = None,
              follow: bool | None = None, until: Any = None) -> bytes | Iterator[bytes]:
@@ -138,6 +148,21 @@ class Container(Model):
         image_id = commit(self.engine, self.id, repository=target, author=author,
                           message=message, changes=change_list, pause=pause)
         return self.engine.images.get(image_id)
+
+    def get_archive(self, path: str, chunk_size: int | None = None,
+                    encode_stream: bool = False) -> tuple[Iterator[bytes], dict[str, Any]]:
+        """docker-py's: (tar chunks of ``path``, its stat dict); see sdk.containers.archive."""
+        from sdk.containers.archive import get_archive
+
+        chunks, st = get_archive(self.engine, self.id, path)
+        return chunks, st.as_dict()
+
+    def put_archive(self, path: str, data: Any) -> bool:
+        """docker-py's: extract the tar ``data`` (bytes or a file) into directory ``path``."""
+        from sdk.containers.archive import put_archive
+
+        put_archive(self.engine, self.id, path, data)
+        return True
 
     def export(self, chunk_size: int = 2 * 1024 * 1024) -> Iterator[bytes]:
         from sdk.tasks.fsops import export_container

@@ -59,7 +59,7 @@ class TaskService:
             return doc
         # supervisor is dead: its container died with it (PDEATHSIG); clean up.
         try:
-            self._cgroup(doc).remove()
+            self.cgroup_of(doc).remove()
         except SdkError:
             pass          # still busy: Engine.repair (system prune) tries again
         try:
@@ -90,11 +90,17 @@ class TaskService:
     def all(self) -> list[dict[str, Any]]:
         return [self.reconcile(d) for d in self.store.all()]
 
+    def update(self, ref: str, changes: dict[str, Any]) -> list[str]:
+        """``docker update``: HostConfig ``changes`` applied in place (see update.py)."""
+        from sdk.tasks.update import update
+
+        return update(self, ref, changes)
+
     def briefs(self) -> list[dict[str, Any]]:
         """``all()`` for listings: each record's brief (ContainerStore.brief), reconciled."""
         return [self.reconcile(d) for d in self.store.briefs()]
 
-    def _cgroup(self, doc: dict[str, Any]) -> Cgroup:
+    def cgroup_of(self, doc: dict[str, Any]) -> Cgroup:
         from sdk.runtime.cgroups import Cgroup
 
         parent = (doc["HostConfig"].get("CgroupParent") or "berth").strip("/")
@@ -181,7 +187,7 @@ class TaskService:
         self._event(doc, "kill", signal=number)
         if number == signal.SIGKILL:
             self._mark_user_stop(doc["Id"])
-            self._cgroup(doc).kill_all(signal.SIGKILL)
+            self.cgroup_of(doc).kill_all(signal.SIGKILL)
         else:
             os.kill(pid, number)
 
@@ -212,7 +218,7 @@ class TaskService:
         if timeout is None:
             timeout = doc["Config"].get("StopTimeout", 10)
         number = parse_signal(sig or doc["Config"].get("StopSignal") or "TERM")
-        cgroup = self._cgroup(doc)
+        cgroup = self.cgroup_of(doc)
         if st["Status"] == "paused":
             cgroup.thaw()
         pidfd = os.pidfd_open(pid)
@@ -289,7 +295,7 @@ class TaskService:
         if doc["State"]["Status"] == "paused":
             raise Conflict(f"Container {doc['Id']} is already paused")
         self.running_pid(doc)
-        self._cgroup(doc).freeze()
+        self.cgroup_of(doc).freeze()
 
         def paused(d: dict[str, Any]) -> None:
             d["State"].update(Status="paused", Paused=True)
@@ -300,7 +306,7 @@ class TaskService:
         doc = self.get(ref)
         if doc["State"]["Status"] != "paused":
             raise Conflict(f"Container {doc['Id']} is not paused")
-        self._cgroup(doc).thaw()
+        self.cgroup_of(doc).thaw()
 
         def resumed(d: dict[str, Any]) -> None:
             d["State"].update(Status="running", Paused=False)
@@ -318,9 +324,9 @@ class TaskService:
                     "stop the container before removing or force remove")
             self._mark_user_stop(doc["Id"])
             if status == "paused":
-                self._cgroup(doc).thaw()
+                self.cgroup_of(doc).thaw()
             if doc["State"].get("Pid"):
-                self._cgroup(doc).kill_all(signal.SIGKILL)
+                self.cgroup_of(doc).kill_all(signal.SIGKILL)
             self._wait_not_running(doc["Id"], 10.0)
         self.store.delete(doc["Id"], remove_volumes=volumes)
         return doc["Id"]
@@ -367,7 +373,7 @@ class TaskService:
         pid = self.running_pid(doc)
         process = self.exec_process(doc, cmd, user=user, env=env, workdir=workdir,
                                     privileged=privileged)
-        cgroup = self._cgroup(doc)
+        cgroup = self.cgroup_of(doc)
         if detach:
             child = os.fork()
             if child == 0:
@@ -408,7 +414,7 @@ class TaskService:
         process = self.exec_process(doc, cmd, user=user, env=list(env) + ["TERM=xterm"]
                                     if not any(e.startswith("TERM=") for e in env) else env,
                                     workdir=workdir, privileged=privileged, tty=True)
-        cgroup = self._cgroup(doc)
+        cgroup = self.cgroup_of(doc)
         started = exec_in(pid, process, Stdio(), on_created=cgroup.add, privileged=privileged)
         assert started.pty_master is not None
         relay(started.pty_master, started.pid, interactive=interactive)
@@ -436,14 +442,14 @@ class TaskService:
         process = self.exec_process(doc, cmd, user=user, env=env, workdir=workdir,
                                     privileged=privileged, tty=tty)
         stdio = Stdio() if tty else Stdio(stdin=stdin, stdout=stdout, stderr=stderr)
-        return exec_in(pid, process, stdio, on_created=self._cgroup(doc).add,
+        return exec_in(pid, process, stdio, on_created=self.cgroup_of(doc).add,
                        privileged=privileged, die_with_parent=False)
 
     # ---- inspection -----------------------------------------------------------------
     def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
         doc = self.get(ref)
         self.running_pid(doc)
-        pids = set(self._cgroup(doc).procs())
+        pids = set(self.cgroup_of(doc).procs())
         if shutil.which("ps") is None:
             raise SdkError("top needs ps (procps) on the host")
         args = ps_args.split() if ps_args else ["-ef"]
@@ -465,7 +471,7 @@ class TaskService:
         doc = self.get(ref)
         if doc["State"]["Status"] not in ("running", "paused"):
             return _empty_stats(doc)
-        s = self._cgroup(doc).stats()
+        s = self.cgroup_of(doc).stats()
         return {
             "read": now_rfc3339(), "name": doc["Name"], "id": doc["Id"],
             "pids_stats": {"current": s.pids_current, "limit": s.pids_limit or None},
