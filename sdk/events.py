@@ -52,6 +52,8 @@ def container_transition(conn: sqlite3.Connection, before: Mapping[str, Any],
         return
     attrs = container_attrs(after)
     if action == "die":
+        if after["State"].get("OOMKilled"):     # dockerd sends "oom" just before "die"
+            record(conn, "container", "oom", after["Id"], dict(attrs))
         attrs["exitCode"] = after["State"].get("ExitCode", 0)
     record(conn, "container", action, after["Id"], attrs)
 

@@ -198,12 +198,18 @@ def test_resource_limits_in_cgroup(engine: Engine, busybox: str) -> None:
 
 
 def test_oom_killed(engine: Engine, busybox: str) -> None:
+    from sdk import events
+
+    t0 = time.time()
     c = engine.containers.run(
         "busybox", ["sh", "-c", "x=a; while true; do x=$x$x; done"], detach=True,
         mem_limit="16m")
     assert c.wait(timeout=60)["StatusCode"] == 137
     c.reload()
     assert c.attrs["State"]["OOMKilled"] is True
+    actions = [m["Action"] for m in events.stream(engine.db, since=t0, follow=False,
+                                                  filters={"container": [c.id]})]
+    assert actions[-2:] == ["oom", "die"]          # as dockerd reports it
     c.remove()
 
 
