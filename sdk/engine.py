@@ -137,7 +137,8 @@ class Engine:
 
         return ContainerService(self.db, self.root, self.image_store, self.layer_store,
                                 self.volume_store, self.storage_driver,
-                                self.config.log_opts or {})
+                                self.config.log_opts or {},
+                                selinux=bool(self.config.selinux_enabled))
 
     @cached_property
     def tasks(self) -> TaskService:

@@ -73,8 +73,10 @@ def _store(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> None:
 
 class ContainerService:
     def __init__(self, db: Database, root: Path, images: ImageService, layers: LayerStore,
-                 volumes: VolumeService, driver: str, log_opts: Mapping[str, str]) -> None:
+                 volumes: VolumeService, driver: str, log_opts: Mapping[str, str],
+                 selinux: bool = False) -> None:
         self.db = db
+        self.selinux = selinux
         self.root = root / "containers"
         self.images = images
         self.layers = layers
@@ -171,6 +173,7 @@ class ContainerService:
             name = str(name).lstrip("/")
         self._check_bind_sources(host)
         self._check_network(host)
+        process_label, mount_label = self._labels(host)
         cid = new_id()
         if not name:
             name = generate_name(lambda n: self.db.one(
@@ -193,7 +196,7 @@ class ContainerService:
                 "LogPath": str(path / f"{cid}-json.log")
                 if host["LogConfig"]["Type"] != "none" else "",
                 "Name": "/" + name, "RestartCount": 0, "Driver": self.driver,
-                "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+                "Platform": "linux", "MountLabel": mount_label, "ProcessLabel": process_label,
                 "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host,
                 "GraphDriver": _graph(self.driver, rootfs),
                 "Mounts": mounts, "Config": config,
@@ -230,6 +233,18 @@ class ContainerService:
                 self.volumes.remove(name, force=True)
             except Exception:   # noqa: BLE001 - best effort rollback
                 pass
+
+    def _labels(self, host: Mapping[str, Any]) -> tuple[str, str]:
+        """SELinux (process, mount) labels with MCS categories no other container has."""
+        from sdk.containers.labels import container_labels
+
+        def in_use() -> list[str]:
+            return [r[0] for r in self.db.query(
+                "SELECT json_extract(doc, '$.ProcessLabel') FROM containers") if r[0]]
+
+        return container_labels(host.get("SecurityOpt") or [], enabled=self.selinux,
+                                privileged=bool(host.get("Privileged")),
+                                in_use=in_use() if self.selinux else ())
 
     def _check_network(self, host: Mapping[str, Any]) -> None:
         """A user network must exist at create (docker: "network X not found")."""

@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sdk.containers.service import rootfs_from
 from sdk.errors import InvalidArgument
@@ -29,6 +29,8 @@ from sdk.runtime.spec import (
     ThrottleDevice,
 )
 from sdk.volumes.service import VolumeService
+
+_T = TypeVar("_T")
 
 HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
               "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
@@ -253,6 +255,11 @@ def build_spec(doc: Mapping[str, Any], *, volumes: VolumeService,
                             readonly="ro" in opts.split(","), options=tuple(data),
                             flags=("nosuid", "nodev", "noexec")))
 
+    if doc.get("MountLabel"):      # SELinux: the container's tmpfs mounts carry its label
+        context = f'context="{doc["MountLabel"]}"'
+        mounts = [_replace(m, options=(*m.options, context)) if m.kind == "tmpfs" else m
+                  for m in mounts]
+
     sec = host.get("SecurityOpt") or []
     nnp = no_new_privileges_default or any(
         o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
@@ -272,7 +279,8 @@ def build_spec(doc: Mapping[str, Any], *, volumes: VolumeService,
         user=cfg.get("User") or "", additional_groups=tuple(host.get("GroupAdd") or ()),
         terminal=bool(cfg.get("Tty")), capabilities=_capabilities(host),
         no_new_privileges=nnp, rlimits=_rlimits(host, daemon_ulimits or {}),
-        oom_score_adj=host.get("OomScoreAdj") or None, seccomp=_seccomp_enabled(sec))
+        oom_score_adj=host.get("OomScoreAdj") or None, seccomp=_seccomp_enabled(sec),
+        selinux_label=doc.get("ProcessLabel") or "")
     user_devices, user_rules = _user_devices(host)
     return RuntimeSpec(
         id=doc["Id"], rootfs=rootfs_from(doc), process=process, hostname=hostname,
@@ -298,7 +306,7 @@ def _seccomp_enabled(security_opt: Sequence[str]) -> bool:
     return True
 
 
-def _replace(ns: Namespaces, **changes: Any) -> Namespaces:
+def _replace(obj: _T, **changes: Any) -> _T:
     from dataclasses import replace
 
-    return replace(ns, **changes)
+    return replace(obj, **changes)  # type: ignore[type-var]
