@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import platform
+import os
 
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
           "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 
 def goarch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine
     return GOARCH.get(machine, machine)

@@ -7,7 +7,6 @@ read the same document.  Validation happens here, before anything is created.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,6 +48,8 @@ def _as_list(value: str | Sequence[str] | None, flag: str) -> list[str] | None:
         return None
     if isinstance(value, str):
         try:
+            import shlex
+
             return shlex.split(value)
         except ValueError as exc:
             raise InvalidArgument(f"invalid {flag}: {exc}") from None
@@ -133,13 +134,15 @@ def _int(value: Any, flag: str, lo: int | None = None, hi: int | None = None) ->
 
 
 def _caps(values: Sequence[str] | None, flag: str) -> list[str]:
+    """Validated, but kept as given: dockerd stores CapAdd/CapDrop as the client sent
+    them (community.docker compares them back); specgen normalizes."""
     out = []
     for raw in values or []:
         name = raw.upper()
         name = name[4:] if name.startswith("CAP_") else name
         if name != "ALL" and name not in CAPABILITIES:
             raise InvalidArgument(f"invalid {flag}: unknown capability {raw!r}")
-        out.append("ALL" if name == "ALL" else "CAP_" + name)
+        out.append(raw)
     return out
 
 

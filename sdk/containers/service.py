@@ -22,7 +22,7 @@ from sdk.errors import Conflict, ContainerNotFound, InvalidArgument
 from sdk.images.service import ImageService, now_rfc3339
 from sdk.runtime.spec import Rootfs
 from sdk.snapshots.layers import LayerStore
-from sdk.store.db import Database, dumps, loads
+from sdk.store.db import Database, dumps, loads, loads_many
 from sdk.volumes.service import VolumeService
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -115,8 +115,8 @@ class ContainerService:
         return loads(row["doc"]) if row else None
 
     def all(self) -> list[dict[str, Any]]:
-        return [loads(r["doc"]) for r in self.db.query(
-            "SELECT doc FROM containers ORDER BY created DESC, rowid DESC")]
+        return loads_many([r["doc"] for r in self.db.query(
+            "SELECT doc FROM containers ORDER BY created DESC, rowid DESC")])
 
     def briefs(self) -> list[dict[str, Any]]:
         """Every record's brief (see ``brief``), newest first.  Records written before
@@ -135,7 +135,8 @@ class ContainerService:
                         made[cid] = brief(loads(row["doc"]))
                         conn.execute("INSERT OR REPLACE INTO container_briefs VALUES (?,?)",
                                      (cid, dumps(made[cid])))
-        return [made[r["id"]] if r["brief"] is None else loads(r["brief"])
+        stored = iter(loads_many([r["brief"] for r in rows if r["brief"] is not None]))
+        return [next(stored) if r["brief"] is not None else made[r["id"]]
                 for r in rows if r["brief"] is not None or r["id"] in made]
 
     def names_using_image(self, image_id: str) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +43,7 @@ class BlobWriter:
         self._store = store
         ingest = store.root / "ingest"
         ingest.mkdir(parents=True, exist_ok=True)
-        self.tmp = ingest / f"{os.getpid()}-{secrets.token_hex(8)}"
+        self.tmp = ingest / f"{os.getpid()}-{os.urandom(8).hex()}"
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         self._hash = hashlib.sha256()

@@ -8,7 +8,6 @@ covers the instruction forms ``-c`` takes.
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
 from sdk.errors import InvalidArgument
@@ -31,6 +30,8 @@ def _json_or_shell(rest: str) -> list[str]:
 
 def _pairs(rest: str, instruction: str) -> list[tuple[str, str]]:
     try:
+        import shlex
+
         words = shlex.split(rest, posix=True)
     except ValueError as exc:
         raise InvalidArgument(f"{instruction}: {exc}") from None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import struct
 import sys
 from collections.abc import Sequence
@@ -183,10 +182,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _bpf(cmd: int, attr: bytes) -> int:
-    nr = _NR_BPF.get(platform.machine())
+    nr = _NR_BPF.get(os.uname().machine)
     if nr is None:
         raise RuntimeFailure(f"device cgroup eBPF: unknown bpf(2) number on "
-                             f"{platform.machine()}")
+                             f"{os.uname().machine}")
     buf = ctypes.create_string_buffer(attr, len(attr))
     ret = _libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr)))
     if ret < 0:

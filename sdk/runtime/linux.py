@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import signal
 
 
@@ -115,7 +114,7 @@ SYSFS_MAGIC = 0x62656572
 CGROUP_SUPER_MAGIC = 0x27E0EB
 CGROUP2_SUPER_MAGIC = 0x63677270
 
-_MACHINE = platform.machine()
+_MACHINE = os.uname().machine
 SYS = {
     "x86_64": {"clone": 56, "pivot_root": 155, "openat2": 437, "capset": 126,
                "capget": 125, "close_range": 436, "setns": 308, "seccomp": 317,

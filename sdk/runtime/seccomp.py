@@ -20,7 +20,6 @@ import ctypes
 import errno
 import json
 import os
-import platform
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ class SeccompProgram:
 
 
 def host_arch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 
 

@@ -24,7 +24,6 @@ import ctypes
 import errno
 import fcntl
 import os
-import platform
 import resource
 import select
 import signal
@@ -198,7 +197,7 @@ def _default_reserved_signals() -> None:
     """glibc keeps signals 32 and 33 for itself and refuses sigaction() on them, so a
     disposition inherited from whoever started the engine (CI harnesses ignore 32)
     would reach the container.  The raw rt_sigaction syscall resets them."""
-    nr = _RT_SIGACTION.get(platform.machine())
+    nr = _RT_SIGACTION.get(os.uname().machine)
     if nr is None:
         return
     act = (ctypes.c_ulong * 4)()          # SIG_DFL, no flags, no restorer, empty mask

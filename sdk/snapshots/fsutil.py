@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +97,8 @@ def copy_tree(src: Path, dst: Path) -> None:
     """Copy the content of ``src`` into the existing directory ``dst``, preserving
     owners, modes, times, xattrs, hardlinks, devices and sparseness; reflinks where
     the filesystem can (``cp -a`` is far faster than a Python walk and does all that)."""
+    import subprocess
+
     proc = subprocess.run(["cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dst}/"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -453,6 +452,8 @@ class TaskService:
         if shutil.which("ps") is None:
             raise SdkError("top needs ps (procps) on the host")
         args = ps_args.split() if ps_args else ["-ef"]
+        import subprocess
+
         out = subprocess.run(["ps", *args], capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise InvalidArgument(f"ps {ps_args}: {out.stderr.strip()}")

@@ -105,3 +105,14 @@ def test_a_change_rewrites_the_brief(tmp_path: Path) -> None:
     with db.write() as conn:
         conn.execute("DELETE FROM containers WHERE id=?", (doc["Id"],))
     assert db.one("SELECT count(*) AS n FROM container_briefs")["n"] == 0   # cascades
+
+
+@pytest.mark.parametrize("count", [3, 500])
+def test_bulk_decoding_matches_plain_json(count: int) -> None:
+    import json
+
+    from sdk.store.db import loads_many
+
+    texts = [dumps(record(f"{i:064x}", f"c{i}")) for i in range(count)]
+    texts.append('{"lone":"\\udcff"}')        # orjson refuses lone surrogates; json does not
+    assert loads_many(texts) == [json.loads(t) for t in texts]
