@@ -6,7 +6,14 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 from sdk.build.builder import Builder, BuildOptions
-from sdk.build.context import BuildContext, from_directory, from_stream
+from sdk.build.context import (
+    BuildContext,
+    from_directory,
+    from_stream,
+    from_url,
+    is_git_url,
+    is_url,
+)
 
 if TYPE_CHECKING:
     from sdk.engine import Engine
@@ -21,6 +28,8 @@ def open_context(path: str | None = None, fileobj: IO[bytes] | None = None,
         from sdk.errors import InvalidArgument
 
         raise InvalidArgument("either path or fileobj needs to be provided")
+    if is_url(path) or is_git_url(path):
+        return from_url(path, dockerfile, dockerfile_text)
     return from_directory(path, dockerfile, dockerfile_text)
 
 

@@ -36,6 +36,27 @@ class StepCache:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def records(self) -> list[tuple[str, str, float]]:
+        """Every step record: (key, image ID, when it was written)."""
+        out = []
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            try:
+                st = os.stat(self.dir / name)
+                image_id = (self.dir / name).read_text().strip()
+            except FileNotFoundError:
+                continue
+            out.append((name, image_id, st.st_mtime))
+        return out
+
+    def drop(self, key: str) -> None:
+        (self.dir / key).unlink(missing_ok=True)
+
     def put(self, key: str, image_id: str) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".tmp-{os.getpid()}-{key}"

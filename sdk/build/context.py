@@ -80,7 +80,12 @@ def from_directory(path: str, dockerfile: str | None = None,
 def from_stream(stream: IO[bytes], dockerfile: str | None = None,
                 dockerfile_text: str | None = None) -> BuildContext:
     """``docker build -``: a (compressed) tar of the context, or just a Dockerfile."""
-    data_head = stream.read(512)
+    data_head = b""
+    while len(data_head) < 512:         # a socket or a pipe may return less at once
+        chunk = stream.read(512 - len(data_head))
+        if not chunk:
+            break
+        data_head += chunk
     tmp = tempfile.mkdtemp(prefix="berth-build-ctx-")
     try:
         root = Path(tmp) / "ctx"
@@ -98,6 +103,42 @@ def from_stream(stream: IO[bytes], dockerfile: str | None = None,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def is_git_url(src: str) -> bool:
+    """docker's ``urlutil.IsGitURL``: git@, git://, github.com/ or a ``.git`` URL."""
+    if src.startswith(("git@", "git://", "github.com/")):
+        return True
+    path = src.split("#", 1)[0]
+    return src.startswith(("http://", "https://")) and path.endswith(".git")
+
+
+def is_url(src: str) -> bool:
+    return src.startswith(("http://", "https://"))
+
+
+def from_url(url: str, dockerfile: str | None = None,
+             dockerfile_text: str | None = None) -> BuildContext:
+    """A remote context, as ``docker build URL``: a (compressed) tar is the context, a
+    text file is the Dockerfile alone.  Git repositories are refused (no git here)."""
+    import urllib.error
+    import urllib.request
+
+    if is_git_url(url):
+        raise InvalidArgument(f"unable to prepare context: {url} is a git repository; "
+                              "berth does not clone repositories: clone it and build the "
+                              "directory")
+    try:
+        response = urllib.request.urlopen(url, timeout=60)  # noqa: S310 - http(s) only
+    except urllib.error.HTTPError as exc:
+        raise InvalidArgument(f"unable to prepare context: unable to download remote "
+                              f"context {url}: {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InvalidArgument(f"unable to prepare context: unable to download remote "
+                              f"context {url}: {reason}") from None
+    with response:
+        return from_stream(response, dockerfile, dockerfile_text)
 
 
 class _Prefixed(io.RawIOBase):

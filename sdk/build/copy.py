@@ -150,6 +150,8 @@ def _is_archive(path: str) -> bool:
 
 def fetch_urls(sources: list[Source], tmpdir: str) -> None:
     """Download URL sources into ``tmpdir`` (mode 0600, mtime from Last-Modified)."""
+    if not any(s.url for s in sources):
+        return              # urllib.request and email cost ~50 ms to import
     import email.utils
     import urllib.parse
     import urllib.request
@@ -211,6 +213,8 @@ def source_hash(cache: StepCache, base: SourceRoot, sources: list[Source]) -> st
         h = hashlib.sha256()
         st = os.lstat(s.full)
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "file"
+        if kind == "file":      # its name is what it is called under a directory dest
+            h.update(s.name.encode() + b"\0")
         entry_hash(cache, s.full, "", st, h)
         if kind == "dir":
             for rel, full, est in iter_source_tree(s, base):

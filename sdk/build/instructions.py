@@ -2,41 +2,24 @@
 ENTRYPOINT, SHELL, USER, STOPSIGNAL, VOLUME, EXPOSE, ONBUILD, HEALTHCHECK, MAINTAINER.
 
 Each records a history entry the way Docker's classic builder does
-(``/bin/sh -c #(nop)  CMD ["sh"]``, ``empty_layer``), through ``Builder._metadata``.
+(``/bin/sh -c #(nop)  CMD ["sh"]``, ``empty_layer``), through ``StepBase._metadata``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from sdk.build import gofmt
 from sdk.build.parser import DockerfileError, Instruction, name_values
 from sdk.build.shellwords import process_word, process_words
-from sdk.build.state import _NOT_ONBUILD, BuildOptions, Stage
+from sdk.build.state import _NOT_ONBUILD, Stage
+from sdk.build.steps import StepBase
 from sdk.errors import SdkError
 
 
-class MetadataSteps:
+class MetadataSteps(StepBase):
     """Mixed into ``Builder``: the config-only instructions."""
-
-    opts: BuildOptions
-    meta_args: dict[str, str | None]
-    used_args: set[str]
-
-    def _metadata(self, stage: Stage, comment: str,
-                  change: Callable[[], None]) -> None:  # pragma: no cover - Builder's
-        raise NotImplementedError
-
-    def _env(self, stage: Stage) -> dict[str, str]:  # pragma: no cover - Builder's
-        raise NotImplementedError
-
-    def _shell(self, stage: Stage) -> list[str]:  # pragma: no cover - Builder's
-        raise NotImplementedError
-
-    def _words(self, stage: Stage, inst: Instruction) -> list[str]:  # pragma: no cover
-        raise NotImplementedError
 
     def _i_maintainer(self, stage: Stage, inst: Instruction) -> None:
         def change() -> None:
@@ -91,11 +74,6 @@ class MetadataSteps:
             stage.args[key] = value
             parts.append(key if default is None else f"{key}={default}")
         self._metadata(stage, "ARG " + " ".join(parts), lambda: None)
-
-    def _exec_or_shell(self, stage: Stage, inst: Instruction) -> list[str]:
-        if inst.json_args is not None:
-            return list(inst.json_args)
-        return [*self._shell(stage), inst.rest]
 
     def _i_cmd(self, stage: Stage, inst: Instruction) -> None:
         cmd = self._exec_or_shell(stage, inst)

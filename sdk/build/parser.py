@@ -26,6 +26,10 @@ FLAGGED = {"FROM": {"platform"}, "COPY": {"from", "chown", "chmod", "link"},
            "RUN": set(), "HEALTHCHECK": {"interval", "timeout", "start-period",
                                          "start-interval", "retries"}}
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+#: Dockerfile 1.4 heredocs (buildkit's ``reHeredoc``): ``<<EOF``, ``<<-EOF``,
+#: ``<<"EOF"``, ``2<<EOF``, as one word of a RUN, COPY or ADD line
+HEREDOC = re.compile(r"^(\d*)<<(-?)([^<]*)$")
+HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 
 
 class DockerfileError(InvalidArgument):
@@ -38,6 +42,15 @@ class DockerfileError(InvalidArgument):
 
 
 @dataclass(slots=True)
+class Heredoc:
+    """One here-document below a RUN/COPY/ADD line."""
+    name: str            # the delimiter, without quotes
+    content: str         # the body, a newline after each line (tabs cut with ``<<-``)
+    expand: bool         # the delimiter was unquoted: $VAR is expanded (COPY/ADD)
+    raw: str             # the body and the delimiter line as written (for the shell)
+
+
+@dataclass(slots=True)
 class Instruction:
     cmd: str                       # upper-case instruction
     rest: str                      # everything after the instruction word (and flags)
@@ -46,6 +59,7 @@ class Instruction:
     flags: dict[str, str] = field(default_factory=dict)
     json_args: list[str] | None = None   # exec/JSON form
     escape: str = "\\"
+    heredocs: list[Heredoc] = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.original
@@ -107,8 +121,48 @@ def parse(text: str) -> Dockerfile:
         logical = "".join(parts).strip()
         if not logical:
             continue
-        out.append(_instruction(logical, start + 1, escape))
+        inst = _instruction(logical, start + 1, escape)
+        if inst.cmd in HEREDOC_INSTRUCTIONS and inst.json_args is None:
+            i = _heredocs(inst, lines, i)
+        out.append(inst)
     return Dockerfile(out, escape, directives)
+
+
+def heredoc_word(word: str) -> tuple[str, bool, bool] | None:
+    """``<<-"EOF"`` -> ("EOF", chomp tabs, expand); None when not a heredoc."""
+    m = HEREDOC.match(word)
+    if not m or not m.group(3).strip():
+        return None
+    name = m.group(3).strip()
+    quoted = len(name) >= 2 and name[0] == name[-1] and name[0] in "'\""
+    if quoted:
+        name = name[1:-1]
+    return name, bool(m.group(2)), not quoted
+
+
+def _heredocs(inst: Instruction, lines: list[str], i: int) -> int:
+    """Take the bodies of ``inst``'s heredocs from ``lines[i:]``; returns the next line."""
+    for word in split_words(inst.rest, inst.escape):
+        parsed = heredoc_word(word)
+        if parsed is None:
+            continue
+        name, chomp, expand = parsed
+        body: list[str] = []
+        raw: list[str] = []
+        while True:
+            if i >= len(lines):
+                raise DockerfileError(inst.line, f"unterminated heredoc: no line {name!r} "
+                                      f"ends the here-document of {inst.cmd}")
+            line = lines[i]
+            i += 1
+            raw.append(line)
+            text = line.lstrip("\t") if chomp else line
+            if text == name:
+                break
+            body.append(text)
+        inst.heredocs.append(Heredoc(name, "".join(b + "\n" for b in body), expand,
+                                     "\n".join(raw)))
+    return i
 
 
 def _instruction(logical: str, line: int, escape: str) -> Instruction:

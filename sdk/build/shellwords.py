@@ -154,6 +154,23 @@ def process_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list
     return _Scanner(text, env, escape).words(True)
 
 
+def expand_heredoc(text: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """The body of an unquoted heredoc of COPY/ADD: ``$VAR`` and ``${VAR...}`` are
+    expanded, ``\\$`` is a literal ``$``; quotes and other characters stay as they are."""
+    sc = _Scanner(text, env, escape)
+    out: list[str] = []
+    while sc.peek():
+        ch = sc.peek()
+        if ch == "$":
+            out.append(sc.dollar())
+        elif ch == escape and sc.s[sc.i + 1:sc.i + 2] == "$":
+            sc.next()
+            out.append(sc.next())
+        else:
+            out.append(sc.next())
+    return "".join(out)
+
+
 def env_map(env: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in env:

@@ -46,11 +46,6 @@ def cmd_build(argv: list[str]) -> int:
     from sdk.build.builder import BuildOptions
 
     src = args[0]
-    if src.startswith(("http://", "https://", "git@", "git://", "github.com/")):
-        from sdk.errors import InvalidArgument
-
-        raise InvalidArgument("building from a URL context is not available in this berth "
-                              "version: download it and pass the directory or `-`")
     dockerfile = opts["file"]
     dockerfile_text = None
     if dockerfile == "-":
@@ -114,4 +109,47 @@ def cmd_commit(argv: list[str]) -> int:
                       author=opts["author"], message=opts["message"],
                       changes=list(opts["change"]), pause=bool(opts["pause"]))
     print(image_id)
+    return 0
+
+
+BUILDER_PRUNE = Spec("builder prune", "builder prune [OPTIONS]",
+                     [Flag("all", "a", help="Remove all unused build cache, not just "
+                           "dangling ones"),
+                      Flag("filter", kind="list", help="Provide filter values (e.g. "
+                           "\"until=24h\")"),
+                      Flag("force", "f", help="Do not prompt for confirmation")],
+                     max_args=0, summary="Remove build cache")
+
+
+def cmd_builder(argv: list[str]) -> int:
+    """``berth builder prune|build``."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print("Usage:  berth builder COMMAND\n\nManage builds\n\nCommands:\n"
+              "  build       Build an image from a Dockerfile\n"
+              "  prune       Remove build cache")
+        return 0
+    if argv[0] == "build":
+        return cmd_build(argv[1:])
+    if argv[0] != "prune":
+        print(f"berth: 'builder {argv[0]}' is not a berth command.\n"
+              "See 'berth builder --help'", file=sys.stderr)
+        return 125
+    opts, _ = parse(BUILDER_PRUNE, argv[1:])
+    from sdk._internal.filters import parse_filters
+    from sdk._internal.units import human_size
+
+    filters = parse_filters(opts["filter"], {"until"})
+    if not opts["force"]:
+        warning = ("WARNING! This will remove all build cache." if opts["all"] else
+                   "WARNING! This will remove all dangling build cache.")
+        sys.stdout.write(f"{warning} Are you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    result = engine().images.prune_builds(filters=filters, all=bool(opts["all"]))
+    out = ""
+    if result["CachesDeleted"]:
+        out = "Deleted build cache objects:\n" + "".join(
+            f"{key}\n" for key in result["CachesDeleted"]) + "\n"
+    print(f"{out}Total reclaimed space: {human_size(result['SpaceReclaimed'])}")
     return 0

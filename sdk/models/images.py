@@ -179,6 +179,19 @@ class ImageCollection(Collection):
         log.append({"aux": {"ID": image_id}})  # type: ignore[dict-item]
         return self.get(image_id), iter(log)
 
+    def prune_builds(self, filters: dict[str, Any] | None = None,
+                     keep_storage: int | None = None, all: bool | None = None  # noqa: A002
+                     ) -> dict[str, Any]:
+        """docker-py's ``images.prune_builds``: the build cache (sdk/build/prune.py)."""
+        from sdk.build.prune import parse_prune_filters, prune_build_cache
+
+        if keep_storage:
+            from sdk.errors import InvalidArgument
+
+            raise InvalidArgument("keep_storage is not supported by berth's builder")
+        return prune_build_cache(self.engine, all_cache=bool(all),
+                                 until=parse_prune_filters(filters)).as_api()
+
     def remove(self, image: str, force: bool = False,
                noprune: bool = False) -> list[dict[str, str]]:
         return self.engine.image_store.remove(

@@ -14,9 +14,15 @@ import pytest
 from sdk import Engine
 from sdk.build.builder import BuildError
 from sdk.errors import InvalidArgument, NotFound
-from tests.root.conftest import BERTH, Cli, count_berth_mounts
+from tests.root.conftest import BERTH, Cli
 
 pytestmark = pytest.mark.root
+
+
+def _mounts_under(root: Path) -> int:
+    """Mounts of this test's engine only (other tests may mount and unmount meanwhile)."""
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if str(root) in line)
 
 
 def _ctx(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
@@ -146,7 +152,7 @@ COPY --from=builder /etc /etc2
 
 def test_failing_run_leaves_nothing(engine: Engine, busybox: str, tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, "FROM busybox\nRUN echo before-fail && exit 3\n")
-    mounts = count_berth_mounts()
+    mounts = _mounts_under(engine.root)
     log: list[str] = []
     from sdk.build.api import open_context, run_build
     from sdk.build.builder import BuildOptions
@@ -157,7 +163,7 @@ def test_failing_run_leaves_nothing(engine: Engine, busybox: str, tmp_path: Path
     assert "before-fail" in "".join(log)
     assert engine.containers.list(all=True) == []
     assert not any((engine.root / "storage" / "containers").iterdir())
-    assert count_berth_mounts() == mounts
+    assert _mounts_under(engine.root) == mounts
     with pytest.raises(NotFound):
         engine.images.get("bad:1")
 
@@ -313,7 +319,7 @@ ENTRYPOINT echo
 
 def test_scratch_and_layer_limit(engine: Engine, busybox: str, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from sdk.build import builder
+    from sdk.build import steps
 
     ctx = _ctx(tmp_path, "FROM scratch\nCOPY a /a\nCOPY b /b\nCMD [\"/a\"]\n",
                {"a": "1", "b": "2"})
@@ -321,7 +327,7 @@ def test_scratch_and_layer_limit(engine: Engine, busybox: str, tmp_path: Path,
     assert "Step 1/4 : FROM scratch" in log
     attrs = engine.images.get(image_id).attrs
     assert len(attrs["RootFS"]["Layers"]) == 2 and attrs["Config"]["Cmd"] == ["/a"]
-    monkeypatch.setattr(builder, "MAX_LAYERS", 2)
+    monkeypatch.setattr(steps, "MAX_LAYERS", 2)
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a /a\nCOPY b /b\nCOPY a /c\n")
     with pytest.raises(InvalidArgument, match="Dockerfile:4: .*max depth exceeded"):
         _build(engine, ctx, nocache=True)
