@@ -163,7 +163,13 @@ def _preload() -> None:
                  "sdk.tasks.logview", "sdk.runtime.spawn", "sdk.runtime.execin",
                  "sdk.runtime.cgroups", "sdk.runtime.seccomp", "sdk.models.containers",
                  "sdk.models.images", "sdk.models.volumes", "sdk._internal.timefmt",
-                 "sdk.network.service"):
+                 "sdk.network.service", "sdk.network.netlink", "sdk.network.hostsfile",
+                 "sdk.network.rules", "sdk.network.ports", "sdk.network.ipam",
+                 "sdk.models.networks", "sdk.cli.networks", "sdk.cli.events",
+                 "sdk.cli.remote", "sdk.cli.update", "sdk.config", "sdk.containers.labels",
+                 "sdk.tasks.copyup", "sdk.tasks.logs", "sdk.tasks.restart",
+                 "sdk.tasks.update", "sdk._internal.filters", "subprocess", "gzip",
+                 "_strptime", "platform", "uuid"):
         try:
             importlib.import_module(name)
         except ImportError:
