@@ -353,7 +353,8 @@ class TaskService:
                        cwd=workdir or base.cwd, user=base.user if user is None else user,
                        additional_groups=base.additional_groups, terminal=tty,
                        capabilities=caps, no_new_privileges=base.no_new_privileges,
-                       rlimits=base.rlimits, seccomp=base.seccomp)
+                       rlimits=base.rlimits, seccomp=base.seccomp,
+                       selinux_label=base.selinux_label)   # docker: the container's label
 
     def exec(self, ref: str, cmd: Sequence[str], *, stdin: int | None = None,
              stdout: int | None = 1, stderr: int | None = 2, user: str | None = None,

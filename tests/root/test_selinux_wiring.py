@@ -37,6 +37,9 @@ def test_containers_get_distinct_labels_in_their_spec(labelled: Engine, busybox:
     tmpfs = [m for m in spec.mounts if m.kind == "tmpfs"]
     assert {m.target for m in tmpfs} >= {"/dev", "/dev/shm", "/run"}
     assert all(f'context="{ma}"' in m.options for m in tmpfs)
+    # an exec in the container runs with the container's label (as docker exec)
+    assert labelled.tasks.exec_process(labelled.container_store.load(a.id),
+                                       ["true"]).selinux_label == pa
 
 
 def test_privileged_and_label_disable_run_unlabelled(labelled: Engine, busybox: str) -> None:
