@@ -135,9 +135,7 @@ class Engine:
     def container_store(self) -> ContainerService:
         from sdk.containers.service import ContainerService
 
-        return ContainerService(self.db, self.root, self.image_store, self.layer_store,
-                                self.volume_store, self.storage_driver,
-                                self.config.log_opts or {},
+        return ContainerService(self.db, self.root, self, self.config.log_opts or {},
                                 selinux=bool(self.config.selinux_enabled))
 
     @cached_property

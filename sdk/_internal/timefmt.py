@@ -280,6 +280,13 @@ def rfc3339nano_fixed(ts: float) -> str:
     return rfc3339nano_ns(round(ts * 1_000_000) * 1000, fixed=True)
 
 
+def now_rfc3339() -> str:
+    """Now with microseconds, as docker's records store it: ``2026-12-02T05:04:03.123456Z``."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        f".{ns // 1000 % 1_000_000:06d}Z"
+
+
 def now_rfc3339nano() -> str:
     return rfc3339nano_ns(time.time_ns())
 

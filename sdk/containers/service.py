@@ -13,17 +13,34 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sdk import events
 from sdk._internal.names import generate_name, new_id, validate_name
-from sdk.containers.options import build_configs, parse_mount_spec, parse_volume_spec
+from sdk._internal.timefmt import now_rfc3339
 from sdk.errors import Conflict, ContainerNotFound, InvalidArgument
-from sdk.images.service import ImageService, now_rfc3339
-from sdk.runtime.spec import Rootfs
-from sdk.snapshots.layers import LayerStore
 from sdk.store.db import Database, dumps, loads, loads_many
-from sdk.volumes.service import VolumeService
+
+if TYPE_CHECKING:
+    from sdk.images.service import ImageService
+    from sdk.runtime.spec import Rootfs
+    from sdk.snapshots.layers import LayerStore
+    from sdk.volumes.service import VolumeService
+
+
+class Stores(Protocol):
+    """What creating and deleting records needs besides the database (the Engine).
+    Reached only when needed: listing records (``ps``) must not import the image,
+    layer and runtime modules."""
+
+    @property
+    def image_store(self) -> ImageService: ...
+    @property
+    def layer_store(self) -> LayerStore: ...
+    @property
+    def volume_store(self) -> VolumeService: ...
+    @property
+    def storage_driver(self) -> str: ...
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 HEX = frozenset("0123456789abcdef")
@@ -72,17 +89,29 @@ def _store(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> None:
 
 
 class ContainerService:
-    def __init__(self, db: Database, root: Path, images: ImageService, layers: LayerStore,
-                 volumes: VolumeService, driver: str, log_opts: Mapping[str, str],
+    def __init__(self, db: Database, root: Path, stores: Stores, log_opts: Mapping[str, str],
                  selinux: bool = False) -> None:
         self.db = db
         self.selinux = selinux
         self.root = root / "containers"
-        self.images = images
-        self.layers = layers
-        self.volumes = volumes
-        self.driver = driver
+        self.stores = stores
         self.log_opts = dict(log_opts)
+
+    @property
+    def images(self) -> ImageService:
+        return self.stores.image_store
+
+    @property
+    def layers(self) -> LayerStore:
+        return self.stores.layer_store
+
+    @property
+    def volumes(self) -> VolumeService:
+        return self.stores.volume_store
+
+    @property
+    def driver(self) -> str:
+        return self.stores.storage_driver
 
     def dir(self, cid: str) -> Path:
         return self.root / cid
@@ -167,6 +196,8 @@ class ContainerService:
     def create(self, image: str, command: Any = None, **kwargs: Any) -> dict[str, Any]:
         image_id = self.images.resolve(image)
         image_cfg = self.images.config(image_id).get("config") or {}
+        from sdk.containers.options import build_configs
+
         config, host = build_configs(image, image_cfg, command, kwargs)
         name = kwargs.get("name")
         if name:
@@ -259,6 +290,8 @@ class ContainerService:
             raise NetworkNotFound(f"network {mode} not found")
 
     def _check_bind_sources(self, host: Mapping[str, Any]) -> None:
+        from sdk.containers.options import parse_volume_spec
+
         for bind in host.get("Binds") or []:
             spec = parse_volume_spec(bind)
             if spec["Type"] == "bind" and not os.path.exists(spec["Source"]) \
@@ -290,6 +323,8 @@ class ContainerService:
                         inherited: list[dict[str, Any]], created: list[str]
                         ) -> tuple[list[dict[str, Any]], list[str]]:
         """Docker's Mounts list; creates named volumes on first use and anonymous ones."""
+        from sdk.containers.options import parse_mount_spec, parse_volume_spec
+
         by_target: dict[str, dict[str, Any]] = {}
         for m in inherited:
             by_target[m["Destination"]] = m
@@ -384,6 +419,8 @@ def _rootfs_dict(rootfs: Rootfs) -> dict[str, Any]:
 
 
 def rootfs_from(doc: Mapping[str, Any]) -> Rootfs:
+    from sdk.runtime.spec import Rootfs
+
     r = doc["_berth"]["rootfs"]
     return Rootfs(path=r["path"], lowerdirs=tuple(r["lowerdirs"]), upperdir=r["upperdir"],
                   workdir=r["workdir"], chdir=r["chdir"],

@@ -13,7 +13,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from sdk.images.service import now_rfc3339
+from sdk._internal.timefmt import now_rfc3339
 from sdk.tasks.procs import exit_code
 
 if TYPE_CHECKING:

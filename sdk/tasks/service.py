@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sdk._internal.signals import parse_signal
+from sdk._internal.timefmt import now_rfc3339
 from sdk.errors import Conflict, InvalidArgument, SdkError
-from sdk.images.service import now_rfc3339
 from sdk.tasks.procs import alive, exit_code
 
 if TYPE_CHECKING:

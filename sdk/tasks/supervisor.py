@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sdk._internal.timefmt import now_rfc3339
 from sdk.errors import SdkError
-from sdk.images.service import now_rfc3339
 from sdk.tasks.procs import exit_code, start_time
 
 if TYPE_CHECKING:

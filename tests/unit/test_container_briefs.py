@@ -81,7 +81,7 @@ def test_records_without_a_brief_get_one(tmp_path: Path) -> None:
                      (new["Id"], "new", new["Image"], 2.0, "exited", dumps(new)))
         conn.execute("INSERT INTO container_briefs VALUES (?,?)",
                      (new["Id"], dumps(brief(new))))
-    store = ContainerService(db, tmp_path, None, None, None, "overlay", {})  # type: ignore[arg-type]
+    store = ContainerService(db, tmp_path, None, {})  # type: ignore[arg-type]
     assert [b["Name"] for b in store.briefs()] == ["/new", "/old"]    # newest first
     assert db.one("SELECT count(*) AS n FROM container_briefs")["n"] == 2
     assert store.briefs()[1] == brief(old)
@@ -93,7 +93,7 @@ def test_a_change_rewrites_the_brief(tmp_path: Path) -> None:
     with db.write() as conn:
         conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?)",
                      (doc["Id"], "web", doc["Image"], 1.0, "exited", dumps(doc)))
-    store = ContainerService(db, tmp_path, None, None, None, "overlay", {})  # type: ignore[arg-type]
+    store = ContainerService(db, tmp_path, None, {})  # type: ignore[arg-type]
 
     def rename(d: dict[str, Any]) -> None:
         d["Name"] = "/renamed"
