@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := busybox-static debootstrap iptables docker-registry skopeo iproute2 openssl
+APT_PACKAGES := busybox-static debootstrap iptables docker-registry skopeo iproute2 openssl \
+                docker.io podman
 
 .PHONY: quickstart test test-unit test-root lint deps system-deps venv bench clean
 

@@ -1,6 +1,9 @@
 """berth's registry server vs CNCF distribution (docker-registry), same machine, same run.
 
-    python bench/registry_server.py [--size-mb 100] [--runs 3]
+    python bench/registry_server.py [--size-mb 100] [--runs 3] [--berth-python PYTHON]
+
+``--berth-python`` runs berth's server with another interpreter (the sdk from this tree on
+PYTHONPATH), e.g. a venv with Debian 12's aiohttp 3.8.4, to compare aiohttp versions.
 
 Both servers run as separate processes on 127.0.0.1 with a filesystem root under /tmp;
 curl is the client for both (so the client costs the same).  Measures:
@@ -28,7 +31,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BERTH = str(Path(sys.executable).with_name("berth"))
+BERTH = [str(Path(sys.executable).with_name("berth"))]
+REPO = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "/usr/bin/docker-registry"
 
 
@@ -52,8 +56,9 @@ def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 def start_berth(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([BERTH, "registry", "serve", "--root", str(root), "--addr",
-                             f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([*BERTH, "registry", "serve", "--root", str(root), "--addr",
+                             f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, proc)
     return proc, url
@@ -137,7 +142,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--berth-python", help="interpreter for berth's server")
     args = parser.parse_args()
+    if args.berth_python:
+        BERTH[:] = [args.berth_python, "-m", "sdk.cli.main"]
     if not Path(DISTRIBUTION).exists():
         print("needs the docker-registry Debian package (CNCF distribution)")
         return 1
@@ -174,8 +182,11 @@ def main() -> int:
             stop(proc)
         servers.clear()
         cat = catalog_latency(work)
+        python = args.berth_python or sys.executable
+        aiohttp = subprocess.run([python, "-c", "import aiohttp; print(aiohttp.__version__)"],
+                                 capture_output=True, text=True).stdout.strip()
         print(f"\nregistry server, median of {args.runs} runs, curl client, "
-              f"{os.cpu_count()} CPUs\n")
+              f"{os.cpu_count()} CPUs, berth on aiohttp {aiohttp}\n")
         print("| operation | berth | distribution 2.8 | ratio |")
         print("|---|---|---|---|")
         print("\n".join(rows))

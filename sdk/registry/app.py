@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from sdk.registry import manifests as mf
+from sdk.registry.access import AccessMap
 from sdk.registry.auth import Authenticator, Scope, parse_scopes, token_allows
 from sdk.registry.config import RegistryConfig
 from sdk.registry.names import (
@@ -63,7 +64,10 @@ class Identity:
 def error_response(exc: RegistryError) -> web.Response:
     body = {"errors": [{"code": exc.code, "message": exc.message,
                         "detail": exc.detail if exc.detail is not None else {}}]}
-    headers = {API_VERSION[0]: API_VERSION[1], **exc.headers}
+    # headers meant for a success answer (e.g. an upload's Content-Length: 0) must not
+    # describe this body: aiohttp 3.8 sends a caller's Content-Length as is
+    headers = {API_VERSION[0]: API_VERSION[1],
+               **{k: v for k, v in exc.headers.items() if k.lower() != "content-length"}}
     return web.Response(status=exc.status, body=json.dumps(body).encode(),
                         content_type="application/json", headers=headers)
 
@@ -78,11 +82,24 @@ class RegistryApp:
         self.storage = storage or Storage(config.root)
         self.uploads: dict[str, UploadState] = {}
         self.auth: Authenticator | None = None
+        self.access: AccessMap | None = None
+        if config.access is not None and not config.auth_enabled:
+            from sdk.errors import ConfigError
+
+            raise ConfigError("registry config: auth.access needs auth.htpasswd.path "
+                              "(the users it names)")
         if config.auth_enabled:
             from sdk.registry.auth import load_htpasswd, secret_from
 
             self.auth = Authenticator(load_htpasswd(config.htpasswd_path),
                                       secret_from(config.secret), config.token_expiration)
+            if config.access is not None:
+                from sdk.registry.access import parse_access
+
+                self.access = parse_access(config.access)
+                for user in sorted(self.access.users() - set(self.auth.users)):
+                    log.warning("auth.access names %r, who is not in %s", user,
+                                config.htpasswd_path)
         self.proxy: Any = None
         if config.proxy_remoteurl:
             from sdk.registry.proxy import PullThrough
@@ -104,10 +121,12 @@ class RegistryApp:
             from sdk.registry.html import index_page
 
             async def page(request: web.Request) -> web.StreamResponse:
+                ident = Identity()
                 if self.auth is not None:
-                    await self.authorize(request, "registry", "catalog", {"*"})
+                    ident = await self.authorize(request, "registry", "catalog", {"*"})
                 text = await asyncio.get_running_loop().run_in_executor(
-                    None, index_page, self.storage)
+                    None, index_page, self.storage,
+                    lambda names: self.visible(ident, names))
                 return web.Response(text=text, content_type="text/html")
 
             app.router.add_get("/", page)
@@ -231,8 +250,17 @@ class RegistryApp:
         if ident.token is not None:
             return token_allows(ident.token, typ, name, actions)
         if ident.user is not None:
-            return True
+            if self.access is None or typ != "repository":
+                return True          # the catalog is filtered to what the user may pull
+            return self.access.allows(ident.user, name, actions)
         return self._anonymous_allows(typ, actions)
+
+    def visible(self, ident: Identity, names: list[str]) -> list[str]:
+        """The repositories of ``names`` this identity may pull (catalog, web page)."""
+        if self.access is None or self.auth is None or ident.user is None:
+            return names
+        user = ident.user
+        return [n for n in names if "pull" in self.access.actions(user, n)]
 
     async def authorize(self, request: web.Request, typ: str, name: str,
                         actions: set[str]) -> Identity:
@@ -275,6 +303,8 @@ class RegistryApp:
                     want = {a for a in want if self._anonymous_allows("repository", {a})}
                 elif "*" in want:
                     want = {"pull", "push", "delete"}
+                if ident.user is not None and self.access is not None:
+                    want &= self.access.actions(ident.user, s.name)
             elif s.type == "registry" and s.name == "catalog" and ident.user is not None:
                 want = {"*"}
             else:
@@ -315,8 +345,8 @@ class RegistryApp:
         if path == "_catalog":
             if m != "GET":
                 raise self._method()
-            await self.authorize(request, "registry", "catalog", {"*"})
-            return await self.catalog(request)
+            ident = await self.authorize(request, "registry", "catalog", {"*"})
+            return await self.catalog(request, ident)
         for regex, handler in ((_MANIFEST_RE, self.manifest), (_UPLOADS_RE, self.start_upload),
                                (_UPLOAD_RE, self.upload), (_BLOB_RE, self.blob),
                                (_TAGS_RE, self.tags), (_REFERRERS_RE, self.referrers_api)):
@@ -372,7 +402,8 @@ class RegistryApp:
         link = f'<{base}?{urlencode({"n": n, "last": page[-1]})}>; rel="next"'
         return page, {"Link": link}
 
-    async def catalog(self, request: web.Request) -> web.StreamResponse:
+    async def catalog(self, request: web.Request,
+                      ident: Identity | None = None) -> web.StreamResponse:
         cap = self.config.catalog_max_entries
         n, last = self._page_args(request, cap)
         if n is None:
@@ -380,6 +411,8 @@ class RegistryApp:
         loop = asyncio.get_running_loop()
         repos = await loop.run_in_executor(None, self.storage.cached_catalog,
                                            CATALOG_MAX_AGE)
+        if ident is not None:
+            repos = self.visible(ident, repos)
         page, headers = self._paginate(repos, n, last, "/v2/_catalog")
         return web.json_response({"repositories": page}, headers=headers)
 

@@ -37,6 +37,7 @@ class RegistryConfig:
     token_expiration: float = 300.0
     anonymous_pull: bool = False
     anonymous_push: bool = False
+    access: dict[str, Any] | None = None    # auth.access (see sdk.registry.access)
     max_upload_size: int = 0            # 0: no limit
     max_manifest_size: int = 4 * 1024 * 1024
     catalog_max_entries: int = 1000
@@ -205,7 +206,15 @@ def config_from_dict(data: dict[str, Any]) -> RegistryConfig:
     cfg.anonymous_pull = anon.get("pull", bool, False)
     cfg.anonymous_push = anon.get("push", bool, False)
     anon.finish()
+    cfg.access = auth.get("access", dict)
     auth.finish()
+    if cfg.access is not None:
+        from sdk.registry.access import parse_access
+
+        parse_access(cfg.access)
+        if not cfg.htpasswd_path:
+            raise ConfigError("registry config: auth.access needs auth.htpasswd.path "
+                              "(the users it names)")
     if not cfg.htpasswd_path and cfg.token_enabled:
         raise ConfigError("registry config: auth.token needs auth.htpasswd.path "
                           "(the users the token endpoint authenticates)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html import escape
 
 from sdk.registry.storage import Storage
@@ -44,11 +45,15 @@ def describe(storage: Storage, name: str) -> list[dict[str, object]]:
     return rows
 
 
-def index_page(storage: Storage) -> str:
+def index_page(storage: Storage,
+               visible: Callable[[list[str]], list[str]] | None = None) -> str:
+    """``visible`` narrows the repositories to those the viewer may pull."""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>berth registry</title>"
              "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}"
              "code{font-size:85%}</style></head><body><h1>berth registry</h1>"]
     repos = storage.catalog()
+    if visible is not None:
+        repos = visible(repos)
     parts.append(f"<p id='count'>{len(repos)} repositories</p>")
     for name in repos:
         parts.append(f"<h2 class='repo'>{escape(name)}</h2><table><tr><th>tag</th>"

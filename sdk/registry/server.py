@@ -61,8 +61,7 @@ class RegistryServer:
         return ctx
 
     async def _start_site(self) -> None:
-        from aiohttp import web
-
+        from sdk.registry.aiohttp_compat import listening_sockets, make_runner, make_tcp_site
         from sdk.registry.app import RegistryApp
 
         if self.config.auth_enabled and not self.config.tls_enabled:
@@ -70,15 +69,15 @@ class RegistryServer:
                         "travel in clear text (set http.tls.certificate and key)")
         self.app = RegistryApp(self.config)
         app = self.app.build()
-        self._runner = web.AppRunner(app, handle_signals=False,
-                                     access_log=log if self.access_log else None,
-                                     shutdown_timeout=self.shutdown_timeout)
+        self._runner = make_runner(app, self.shutdown_timeout, handle_signals=False,
+                                   access_log=log if self.access_log else None)
         await self._runner.setup()
         host, port = self.config.host_port()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl_context(),
-                           backlog=1024, reuse_address=True)
+        site = make_tcp_site(self._runner, host, port, self.shutdown_timeout,
+                             ssl_context=self._ssl_context(), backlog=1024,
+                             reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = listening_sockets(site)
         self.port = sockets[0].getsockname()[1] if sockets else port
         log.info("berth registry listening on %s (storage %s)", self.url, self.config.root)
 
@@ -97,8 +96,10 @@ class RegistryServer:
         self._started.set()
         await self._stop.wait()
         log.info("shutting down: finishing in-flight requests")
+        from sdk.registry.aiohttp_compat import stop_listening
+
         for site in list(self._runner.sites):
-            await site.stop()                 # stop accepting connections
+            stop_listening(site)              # stop accepting; in-flight requests go on
         await self.app.drain(self.shutdown_timeout)
         await self._runner.cleanup()
 

@@ -63,3 +63,57 @@ def test_cli_usage_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert "http.addr" in capsys.readouterr().err
     assert main(["registry", "scrub", "--root", str(tmp_path)]) == 0
     assert "0 blobs checked" in capsys.readouterr().out
+
+
+def test_aiohttp_compat_puts_shutdown_timeout_where_this_aiohttp_takes_it() -> None:
+    """3.8 takes it on the site (on the runner it broke every connection), >= 3.9 on the
+    runner (on the site it is deprecated): either way no warning and no stray kwarg."""
+    import asyncio
+    import warnings
+
+    import aiohttp
+    from aiohttp import web
+
+    from sdk.registry.aiohttp_compat import (
+        listening_sockets,
+        make_runner,
+        make_tcp_site,
+        runner_takes_shutdown_timeout,
+        stop_listening,
+    )
+
+    major_minor = tuple(int(x) for x in aiohttp.__version__.split(".")[:2])
+    assert runner_takes_shutdown_timeout() == (major_minor >= (3, 9))
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        return await reader.readexactly(2)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/", hello)
+        runner = make_runner(app, 3.0, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = make_tcp_site(runner, "127.0.0.1", 0, 3.0)
+        await site.start()
+        port = listening_sockets(site)[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await get(reader, writer) == b"ok"
+        stop_listening(site)
+        try:
+            await asyncio.open_connection("127.0.0.1", port)
+            raise AssertionError("still accepting after stop_listening")
+        except ConnectionRefusedError:
+            pass
+        assert await get(reader, writer) == b"ok"        # the open connection still works
+        writer.close()
+        await runner.cleanup()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        asyncio.run(main())

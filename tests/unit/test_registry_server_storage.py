@@ -196,7 +196,9 @@ def test_scrub_reports_corruption(tmp_path: Path) -> None:
 
 
 def test_online_gc_while_serving(tmp_path: Path) -> None:
-    with running(tmp_path, gc_interval=0.2, gc_grace=0.0) as server:
+    # a grace period is what makes online GC safe: with 0, a blob (or manifest) written
+    # between a run's mark and sweep phases would be collected before it is referenced
+    with running(tmp_path, gc_interval=0.2, gc_grace=1.0) as server:
         c = Client(server.url)
         d, body = c.push_image("online/img", "v1", layers=[b"kept"])
         orphan = c.push_blob("online/img", b"orphan")
