@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sdk._internal import trace
 from sdk._internal.timefmt import now_rfc3339
 from sdk.errors import SdkError
 from sdk.tasks.procs import exit_code, start_time
@@ -105,8 +106,10 @@ class Supervisor:
                               link_env=link_env)
             write_etc_files(doc, engine.container_store.dir(self.cid), own, peers, gateway)
             engine.tasks.prefill_volumes(doc)
+            trace.mark("network prepare + spec + etc files")
             cgroup = Cgroup.create(f"{spec.cgroup_parent}/{self.cid}", spec.resources,
                                    spec.device_rules)
+            trace.mark("cgroup create")
         except BaseException:
             net.release(explicit=True)
             raise
@@ -171,6 +174,7 @@ class Supervisor:
         except BaseException:
             net.release(explicit=True)
             raise
+        trace.mark("record running")
         self.run = run
         return run
 
@@ -205,7 +209,9 @@ class Supervisor:
         while True:
             assert self.run is not None
             code = self._watch(self.run)
+            trace.mark("container ran (output copied)")
             doc = self._record_exit(self.run, code)
+            trace.mark("record exit + cgroup/network cleanup")
             if doc is None:
                 return code
             policy = RestartPolicy.parse(_policy_text(doc["HostConfig"]["RestartPolicy"]))
@@ -597,6 +603,11 @@ def _error_from(message: dict[str, Any]) -> SdkError:
 
 
 def _supervisor_main(parent_engine: Engine, cid: str, ready_fd: int) -> None:
+    # keep nothing the caller had open (its pipes, sockets, files): a caller waiting
+    # for EOF on one of them must not wait for this container to end
+    parent_engine.db.close()
+    os.closerange(3, ready_fd)
+    os.closerange(ready_fd + 1, os.sysconf("SC_OPEN_MAX"))
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(devnull, fd)

@@ -296,3 +296,28 @@ def test_detached_container_starts_with_default_signals(engine: Engine, busybox:
     lines = c.logs().decode().split("\n")
     assert all(int(line.split()[1], 16) == 0 for line in lines if line), lines
     c.remove()
+
+
+def test_detached_supervisor_keeps_none_of_the_callers_fds(engine: Engine, busybox: str) -> None:
+    """A caller that waits for EOF on a pipe it gave `berth run -d` (as shells and CI
+    runners do) gets it when the CLI exits, not when the container ends."""
+    import select
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    env = dict(os.environ, BERTH_ROOT=str(engine.root), BERTH_CONFIG=str(engine.config_path))
+    env.pop("BERTH_HOST", None)
+    berth = str(Path(sys.executable).with_name("berth"))
+    proc = subprocess.run([berth, "run", "-d", "--name", "fdkeep", "--network", "none",
+                           "busybox", "sleep", "60"], env=env, pass_fds=(w,),
+                          capture_output=True, text=True, timeout=60)
+    os.close(w)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        ready, _, _ = select.select([r], [], [], 10)
+        assert ready and os.read(r, 1) == b""        # EOF: nobody else holds the pipe
+        c = engine.containers.get("fdkeep")
+        assert c.status == "running"
+    finally:
+        os.close(r)
