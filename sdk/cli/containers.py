@@ -18,12 +18,19 @@ def _create(opts: dict[str, Any], args: list[str], *, detach: bool) -> tuple[Any
     if pull not in ("always", "missing", "never"):
         raise UsageError(f'invalid pull option: "{pull}": must be one of "always", '
                          '"missing" or "never"')
+    from sdk._internal import trace
+
+    trace.mark("parse")
     eng = engine()
+    eng.db.conn   # noqa: B018 - opened here, so the trace below shows the image lookup alone
+    trace.mark("engine + database")
     from sdk.cli.remote import run_pull_hooks
 
     eng.image_store.ensure_local(image, pull, **run_pull_hooks(bool(opts.get("quiet")),
                                                                opts.get("platform")))
+    trace.mark("engine + image")
     doc = eng.container_store.create(image, command, detach=detach, **kwargs)
+    trace.mark("create record")
     if opts.get("cidfile"):
         _write_cidfile(opts["cidfile"], doc["Id"])
     return eng, doc

@@ -143,9 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         code = forward(args)
         if code is not None:
             return code
+    from sdk._internal import trace
     from sdk.cli.common import run_command
 
-    return run_command(lambda: _dispatch(name, args[1:]), name)
+    trace.reset()
+    trace.mark(f"start {name}")
+    try:
+        return run_command(lambda: _dispatch(name, args[1:]), name)
+    finally:
+        trace.mark("done")
+        trace.report()
 
 
 if __name__ == "__main__":

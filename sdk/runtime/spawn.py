@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from sdk._internal import trace
 from sdk.errors import RuntimeFailure
 from sdk.runtime import caps as capsmod
 from sdk.runtime import linux, rootfs, seccomp
@@ -345,6 +346,7 @@ def handshake(pid: int, sync_w: int, err_r: int, tty_sock: socket.socket | None,
         try:
             if on_created is not None:
                 on_created(pid)
+            trace.mark("cgroup join + network attach")
             os.write(sync_w, b"g")
         except BaseException:
             reap(pid)
@@ -352,6 +354,7 @@ def handshake(pid: int, sync_w: int, err_r: int, tty_sock: socket.socket | None,
         finally:
             os.close(sync_w)
         data = wait_report(err_r, pid)
+        trace.mark("container setup until exec")
         master = receive_master(tty_sock) if tty_sock is not None else None
         if data:
             if master is not None:
@@ -375,6 +378,7 @@ def start(spec: RuntimeSpec, stdio: Stdio, *, on_created: Callable[[int], None] 
     if not spec.process.args:
         raise RuntimeFailure("no command specified")
     plan = _prepare(spec)
+    trace.mark("runtime plan")
     caller = os.getpid()
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -421,6 +425,7 @@ def start(spec: RuntimeSpec, stdio: Stdio, *, on_created: Callable[[int], None] 
     if pidfd is not None:
         os.close(pidfd)
     plan.close()
+    trace.mark("clone")
     return handshake(pid, sync_w, err_r, parent_sock, on_created)
 
 

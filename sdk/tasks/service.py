@@ -157,10 +157,13 @@ class TaskService:
         return sup.serve()
 
     def remove_after_exit(self, cid: str) -> None:
+        from sdk._internal import trace
+
         try:
             self.store.delete(cid, remove_volumes=True)
         except SdkError:
             pass
+        trace.mark("--rm: delete record and dirs")
 
     def prefill_volumes(self, doc: dict[str, Any]) -> None:
         """Copy image content into empty new volumes on first start (docker's copy-up)."""
