@@ -8,7 +8,11 @@ streamed, byte-for-byte deterministic.
 ``load`` reads ``docker save`` output (old ``<id>/layer.tar`` and new layouts),
 skopeo's ``docker-archive:`` and OCI layouts/archives (``oci:``/``oci-archive:``), whole
 archives compressed or not; every blob digest and DiffID is verified before anything is
-recorded, and an image keeps its exact config bytes, so its ID survives the trip.
+recorded, and an image keeps its exact config bytes, so its ID survives the trip, and
+the archive's image manifest when it has one (so ``push`` re-creates that digest).
+``Parent`` links of ``docker save`` (commit/build parents) survive both ways when the
+parent is in the same archive, as in Docker.  Rows are written through
+``sdk.images.records``, shared with ``ImageService``.
 
 Modules: ``media`` (media types), ``tarout`` (deterministic tar headers), ``save``,
 ``stage`` (spooling an input archive safely), ``formats`` (manifest.json / index.json

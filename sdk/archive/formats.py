@@ -40,6 +40,11 @@ class ImageToLoad:
     layers: list[BlobRef]
     tags: list[str] = field(default_factory=list)     # full names with tag
     source: str = ""                                  # where it was described
+    #: the image manifest blob, when the archive has one (an OCI layout, Docker 25+);
+    #: the loaded image keeps its bytes so a push re-creates its digest
+    manifest: BlobRef | None = None
+    #: ``Parent`` of a docker save entry: the image this one was committed/built on
+    parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,10 @@ class Platform:
 
 def find_images(staging: Staging, platform: Platform | None = None) -> list[ImageToLoad]:
     if staging.has("manifest.json"):
-        return _docker_manifest(staging)
+        images = _docker_manifest(staging)
+        if staging.has("index.json"):
+            _attach_manifests(staging, images, platform or Platform.parse(None))
+        return images
     if staging.has("index.json"):
         return _oci_index(staging, platform or Platform.parse(None))
     raise InvalidArgument("invalid archive: it has neither manifest.json (docker save) nor "
@@ -110,10 +118,15 @@ def _docker_manifest(staging: Staging) -> list[ImageToLoad]:
             raise InvalidArgument(f"invalid archive: {where}: Layers must be a list of paths")
         if tags is not None and not isinstance(tags, list):
             raise InvalidArgument(f"invalid archive: {where}: RepoTags must be a list")
+        parent = item.get("Parent")
+        if parent is not None and parent != "":
+            if not isinstance(parent, str):
+                raise InvalidArgument(f"invalid archive: {where}: Parent must be a string")
+            check_digest(parent, f"Parent of {where}")
         out.append(ImageToLoad(
             BlobRef(config, _path_digest(config)),
             [BlobRef(p, _path_digest(p)) for p in layers],
-            [_tag(t, where) for t in tags or []], where))
+            [_tag(t, where) for t in tags or []], where, parent=parent or None))
     return out
 
 
@@ -233,4 +246,27 @@ def _from_descriptor(staging: Staging, ref: BlobRef, platform: Platform, where: 
             raise InvalidArgument(f"invalid archive: manifest {ref.digest} layer {n} has "
                                   f"unsupported media type {desc.media_type!r}")
         out.append(desc)
-    return ImageToLoad(config, out, [], f"manifest {ref.digest}")
+    return ImageToLoad(config, out, [], f"manifest {ref.digest}", ref)
+
+
+def _attach_manifests(staging: Staging, images: list[ImageToLoad],
+                      platform: Platform) -> None:
+    """Give each ``manifest.json`` image the OCI manifest of a Docker 25+ archive's
+    ``index.json`` that describes the very same blobs (config and layers, in order).
+
+    ``manifest.json`` decides what is loaded, as in Docker; an ``index.json`` that does
+    not parse or describes other blobs only means no manifest is kept.
+    """
+    try:
+        described = _oci_index(staging, platform)
+    except InvalidArgument:
+        return
+    by_blobs = {(oci.config.digest, tuple(d.digest for d in oci.layers)): oci.manifest
+                for oci in described if oci.manifest is not None}
+    for image in images:
+        try:
+            key = (staging.resolve(image.config.member).digest,
+                   tuple(staging.resolve(ref.member).digest for ref in image.layers))
+        except InvalidArgument:
+            continue            # reported by the load's own checks
+        image.manifest = by_blobs.get(key)

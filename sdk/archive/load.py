@@ -12,15 +12,19 @@
 A failure anywhere before step 4's transaction leaves no image, no tag and no layer
 record behind.  Loading the same archive twice changes nothing the second time.
 
-Step 4 mirrors ``ImageService.create_image`` except that the config bytes are stored as
-they came, not re-serialised (which could change the digest, i.e. the image ID).
+Step 4 writes the rows through ``sdk.images.records`` (shared with ``ImageService``) but
+stores the config bytes as they came, not re-serialised (which could change the digest,
+i.e. the image ID).  An image whose archive carries its manifest (an OCI layout, Docker
+25+ ``index.json``) keeps that manifest byte-exact when its layers are stored as the
+very blobs it names, as a pulled image does, so ``push`` re-creates its digest;
+otherwise (classic ``docker save``, layers re-encoded here, or layers already unpacked
+from other blobs) the image gets berth's own OCI manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -30,6 +34,7 @@ from sdk.archive.formats import BlobRef, ImageToLoad, Platform, find_images
 from sdk.archive.stage import StagedFile, Staging
 from sdk.content.digest import check_digest, sha256_digest
 from sdk.errors import InvalidArgument
+from sdk.images import records
 
 if TYPE_CHECKING:
     from sdk.images.service import ImageService, LayerRecord
@@ -53,6 +58,8 @@ class _Verified:
     diff_ids: list[str]
     layers: list[tuple[StagedFile, str]]      # staged blob, its compression
     tags: list[str]
+    manifest: bytes | None = None             # the archive's image manifest, verified
+    parent: str | None = None                 # docker save's Parent, once validated
 
 
 def load(service: ImageService, stream: BinaryIO, *, platform: str | None = None,
@@ -66,6 +73,7 @@ def load(service: ImageService, stream: BinaryIO, *, platform: str | None = None
         if not found:
             raise InvalidArgument("invalid archive: it describes no image")
         verified = [_verify(staging, image) for image in found]
+        _link_parents(verified, [image.parent for image in found])
         return _commit(service, staging, verified, progress)
     finally:
         staging.close()
@@ -112,8 +120,40 @@ def _verify(staging: Staging, image: ImageToLoad) -> _Verified:
             raise InvalidArgument(f'invalid diffID for layer {i}: expected "{diff_id}", got '
                                   f'"{blob.digest}" ({ref.member})')
         layers.append((blob, kind))
+    manifest = None
+    if image.manifest is not None:      # its digest and size were checked by formats
+        manifest = staging.read_bytes(_check_blob(staging, image.manifest, "manifest"),
+                                      image.manifest.member)
     return _Verified(sha256_digest(config_bytes), config_bytes, config, diff_ids, layers,
-                     image.tags)
+                     image.tags, manifest)
+
+
+_HISTORY_KEYS = ("created", "author", "created_by", "comment", "empty_layer")
+
+
+def _history(config: dict[str, Any]) -> list[tuple[Any, ...]]:
+    entries = config.get("history")
+    if not isinstance(entries, list):
+        return []
+    return [tuple(e.get(k) or None for k in _HISTORY_KEYS) if isinstance(e, dict) else (e,)
+            for e in entries]
+
+
+def _link_parents(verified: list[_Verified], parents: list[str | None]) -> None:
+    """docker load's parent links: ``Parent`` counts only when that image is in the
+    archive too (validatedParentLinks), and then it must be a valid parent, i.e. its
+    history one entry shorter and a prefix of the child's (checkValidParent) -- docker
+    fails the load otherwise, and so does this, before anything is unpacked."""
+    by_id = {img.image_id: img for img in verified}
+    for img, parent_id in zip(verified, parents, strict=True):
+        parent = by_id.get(parent_id or "")
+        if parent is None or parent is img:
+            continue
+        mine, theirs = _history(img.config), _history(parent.config)
+        if (mine or theirs) and (len(mine) - len(theirs) != 1 or mine[:len(theirs)] != theirs):
+            raise InvalidArgument(f"image {parent.image_id} is not a valid parent for "
+                                  f"{img.image_id}")
+        img.parent = parent.image_id
 
 
 # ---- step 3: unpack ------------------------------------------------------------------------
@@ -196,48 +236,45 @@ def _commit(service: ImageService, staging: Staging, verified: list[_Verified],
         raise
 
 
+def _manifest_of(service: ImageService, img: _Verified,
+                 chain: list[LayerRecord]) -> tuple[str, bool]:
+    """The manifest digest to record and whether it replaces the image's current one:
+    the archive's own manifest when the layer records hold exactly the blobs it names
+    (so removing another image can never take one of them away), else berth's."""
+    if img.manifest is not None:
+        doc = json.loads(img.manifest)
+        if [d["digest"] for d in doc["layers"]] == [lr.blob_digest for lr in chain] and \
+                all(service.content.exists(lr.blob_digest) for lr in chain):
+            return service.content.put_bytes(img.manifest), True
+    own = records.oci_manifest(img.image_id, len(img.config_bytes), chain)
+    return service.content.put_bytes(own), False
+
+
 def _record(service: ImageService, verified: list[_Verified], chains: list[list[LayerRecord]],
             new_layers: list[LayerRecord]) -> list[LoadedImage]:
-    from sdk.images.service import OCI_CONFIG, OCI_MANIFEST, now_rfc3339
+    from sdk.images.service import now_rfc3339
 
     rows = []
     for img, chain in zip(verified, chains, strict=True):
         if service.content.put_bytes(img.config_bytes) != img.image_id:
             raise InvalidArgument(f"config of {img.image_id} changed while loading")
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": img.image_id,
-                       "size": len(img.config_bytes)},
-            "layers": [{"mediaType": lr.media_type, "digest": lr.blob_digest,
-                        "size": lr.blob_size} for lr in chain],
-        }, separators=(",", ":")).encode()
-        rows.append((img, chain, service.content.put_bytes(manifest)))
+        rows.append((img, chain, *_manifest_of(service, img, chain)))
     loaded: dict[str, LoadedImage] = {}
     new = {lr.chain_id for lr in new_layers}
     with service.db.write() as conn:
         for chain in chains:
-            for pos, lr in enumerate(chain):
-                if lr.chain_id not in new:
-                    continue
-                conn.execute("INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",
-                             (lr.chain_id, lr.diff_id, chain[pos - 1].chain_id if pos else None,
-                              lr.blob_digest, lr.media_type, lr.blob_size, lr.size))
-        for img, chain, manifest_digest in rows:
+            records.insert_layers(conn, chain, new)
+        for img, chain, manifest_digest, adopt in rows:
             created_at = img.config.get("created")
-            conn.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?,?,?,?)",
-                         (img.image_id, created_at if isinstance(created_at, str)
-                          and created_at else now_rfc3339(), sum(lr.size for lr in chain),
-                          chain[-1].chain_id if chain else None, None, manifest_digest,
-                          time.time()))
-            conn.execute("DELETE FROM image_layers WHERE image_id=?", (img.image_id,))
-            conn.executemany("INSERT INTO image_layers VALUES (?,?,?)",
-                             [(img.image_id, i, lr.chain_id) for i, lr in enumerate(chain)])
+            records.create_image_raw(
+                conn, img.image_id, layers=chain, manifest_digest=manifest_digest,
+                created=created_at if isinstance(created_at, str) and created_at
+                else now_rfc3339(), adopt_manifest=adopt, parent=img.parent)
             result = loaded.setdefault(img.image_id, LoadedImage(img.image_id))
             for tag in img.tags:
-                row = conn.execute("SELECT image_id FROM tags WHERE name=?", (tag,)).fetchone()
-                if row is not None and row["image_id"] != img.image_id:
-                    result.replaced.append((tag, row["image_id"]))
-                conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (tag, img.image_id))
+                old = records.set_tag(conn, tag, img.image_id)
+                if old is not None:
+                    result.replaced.append((tag, old))
                 if tag not in result.tags:
                     result.tags.append(tag)
     return list(loaded.values())

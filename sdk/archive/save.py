@@ -41,6 +41,7 @@ class SavedImage:
     diff_ids: list[str]
     platform: dict[str, str]
     refs: list[Reference] = field(default_factory=list)   # tagged references
+    parent: str = ""            # the image this one was committed/built on, if recorded
 
 
 @dataclass(slots=True)
@@ -114,7 +115,9 @@ def _describe(service: ImageService, image_id: str) -> SavedImage:
                 "os": str(cfg.get("os") or "linux")}
     if cfg.get("variant"):
         platform["variant"] = str(cfg["variant"])
-    return SavedImage(image_id, config, diff_ids, platform)
+    row = service.db.one("SELECT parent FROM images WHERE id=?", (image_id,))
+    parent = str(row["parent"] or "") if row is not None else ""
+    return SavedImage(image_id, config, diff_ids, platform, parent=parent)
 
 
 # ---- planning -----------------------------------------------------------------------------
@@ -144,6 +147,7 @@ def documents(plan: SavePlan, sizes: dict[str, int]) -> tuple[dict[str, bytes],
     manifest_items: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
+    saved = {img.image_id for img in plan.images}
     for img in plan.images:
         blobs[img.image_id[7:]] = img.config
         manifest = go_json({
@@ -164,10 +168,14 @@ def documents(plan: SavePlan, sizes: dict[str, int]) -> tuple[dict[str, bytes],
                 repositories.setdefault(ref.familiar_name, {})[ref.tag] = img.diff_ids[-1][7:]
         if not img.refs:
             index.append({**descriptor, "platform": img.platform})
-        manifest_items.append({
+        item: dict[str, Any] = {
             "Config": f"blobs/sha256/{img.image_id[7:]}",
             "RepoTags": [r.familiar_string for r in img.refs] or None,
-            "Layers": [f"blobs/sha256/{d[7:]}" for d in img.diff_ids]})
+            "Layers": [f"blobs/sha256/{d[7:]}" for d in img.diff_ids]}
+        # docker's validatedParentLinks: a parent is named only when it is saved too
+        if img.parent and img.parent in saved and img.parent != img.image_id:
+            item["Parent"] = img.parent
+        manifest_items.append(item)
     files = {
         "index.json": go_json({"schemaVersion": 2, "mediaType": media.OCI_INDEX,
                                "manifests": index}),

@@ -21,21 +21,39 @@ LOAD = Spec("load", "load [OPTIONS]",
             max_args=0, summary="Load an image from a tar archive or STDIN")
 
 
+class ClientError(UsageError):
+    """An error docker's CLI finds itself, before asking the daemon: printed as it is,
+    exit status 1 (as ``docker save``/``docker load`` do)."""
+
+    exit_code = 1
+
+
+def check_output_path(output: str) -> None:
+    """docker's ValidateOutputPath: the directory must exist (named as given, not made
+    absolute) and the path must not be a directory."""
+    directory = os.path.dirname(os.path.normpath(output))
+    if directory and directory != ".":
+        try:
+            os.stat(directory)
+        except OSError as exc:
+            raise ClientError(f"failed to save image: invalid output path: stat {directory}: "
+                              f"{(exc.strerror or str(exc)).lower()}") from None
+    if os.path.isdir(output):
+        raise ClientError("failed to save image: cannot write to a directory")
+
+
 def cmd_save(argv: list[str]) -> int:
     opts, args = parse(SAVE, argv)
     output = opts["output"]
     if not output and os.isatty(1):
-        raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or "
-                         "redirect")
+        raise ClientError("cowardly refusing to save to a terminal. Use the -o flag or "
+                          "redirect")
+    if output:
+        check_output_path(output)
     from sdk.archive.save import plan_save, stream_archive
-    from sdk.errors import FailedPrecondition, InvalidArgument
+    from sdk.errors import FailedPrecondition
 
     eng = engine()
-    if output:
-        directory = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(directory):
-            raise InvalidArgument(f'failed to save image: invalid output path: directory '
-                                  f'"{directory}" does not exist')
     plan = plan_save(eng.image_store, args)
     chunks = stream_archive(eng.image_store, plan)
     if output:
@@ -89,7 +107,7 @@ def cmd_load(argv: list[str]) -> int:
 
     source = opts["input"]
     if not source and os.isatty(0):
-        raise InvalidArgument("requested load from stdin, but stdin is empty")
+        raise ClientError("requested load from stdin, but stdin is empty")
     show_progress = not opts["quiet"] and os.isatty(1)
 
     def progress(line: str) -> None:

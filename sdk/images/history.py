@@ -31,7 +31,14 @@ def history(engine: Engine, image_id: str) -> list[dict[str, Any]]:
         rows.append({"Id": "<missing>", "Created": ts, "CreatedBy": entry.get("created_by", ""),
                      "Tags": None, "Size": size, "Comment": entry.get("comment", "")})
     rows.reverse()
-    if rows:
-        rows[0]["Id"] = image_id
-        rows[0]["Tags"] = store.tags_of(image_id) or None
+    # as docker: the newest rows get the IDs of the image, its parent, the parent's
+    # parent ... while those are stored here (commit, build, docker load's Parent)
+    current: str | None = image_id
+    for row in rows:
+        if current is None or not store.exists(current):
+            break
+        row["Id"] = current
+        row["Tags"] = store.tags_of(current) or None
+        found = store.db.one("SELECT parent FROM images WHERE id=?", (current,))
+        current = found["parent"] if found is not None and found["parent"] else None
     return rows

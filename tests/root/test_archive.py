@@ -118,10 +118,27 @@ def test_save_refuses_a_terminal_and_bad_names(berth: Cli) -> None:
     finally:
         os.close(slave)
         os.close(master)
-    assert r.returncode == 125
-    assert b"cowardly refusing to save to a terminal" in r.stderr
-    r = berth("save", "-o", "/nonexistent-dir/x.tar", "busybox")
-    assert r.returncode == 125 and "does not exist" in r.stderr
+    # docker's client errors, exactly as docker 28 prints them (exit status 1)
+    assert (r.returncode, r.stderr) == (1, b"cowardly refusing to save to a terminal. "
+                                           b"Use the -o flag or redirect\n")
+    r = berth("save", "-o", "/nonexistent-dir/sub/x.tar", "busybox")
+    assert (r.returncode, r.stderr) == (1, "failed to save image: invalid output path: stat "
+                                           "/nonexistent-dir/sub: no such file or directory\n")
+    r = subprocess.run([berth_bin(), "save", "-o", "missing-rel/x.tar", "nosuch:image"],
+                       capture_output=True, text=True, env=berth.env, cwd="/", timeout=30)
+    assert (r.returncode, r.stderr) == (1, "failed to save image: invalid output path: stat "
+                                           "missing-rel: no such file or directory\n")
+    r = berth("save", "-o", "/tmp", "busybox")
+    assert (r.returncode, r.stderr) == (1, "failed to save image: cannot write to a "
+                                           "directory\n")
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([berth_bin(), "load", "-q"], stdin=slave, capture_output=True,
+                           env=berth.env, timeout=30)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert (r.returncode, r.stderr) == (1, b"requested load from stdin, but stdin is empty\n")
     r = berth("save", "-o", "/tmp/never-written.tar", "busybox", "nosuch:image")
     assert r.returncode == 1 and "No such image: nosuch:image" in r.stderr
     assert not os.path.exists("/tmp/never-written.tar")

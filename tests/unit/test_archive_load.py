@@ -362,6 +362,18 @@ def _oci_descriptor(mutate: Callable[[dict[str, Any]], None]) -> bytes:
     return tar_of(members)
 
 
+def _with_parent(parent_cfg: bytes, parent: str | None = None) -> bytes:
+    """GOOD plus a one-layer image that GOOD's manifest.json entry names as Parent."""
+    files = _docker_files()
+    files[f"blobs/sha256/{hexof(parent_cfg)}"] = parent_cfg
+    m = json.loads(files["manifest.json"])
+    m[0]["Parent"] = parent if parent is not None else sha(parent_cfg)
+    m.append({"Config": f"blobs/sha256/{hexof(parent_cfg)}", "RepoTags": ["base:1"],
+              "Layers": [f"blobs/sha256/{hexof(L1)}"]})
+    files["manifest.json"] = _manifest(m)
+    return tar_of(files)
+
+
 MALFORMED: dict[str, tuple[Callable[[], bytes], str]] = {
     "empty-input": (lambda: b"", "no files in it"),
     "not-a-tar": (lambda: b"hello world, this is not a tar archive" * 20, "invalid archive"),
@@ -404,6 +416,12 @@ MALFORMED: dict[str, tuple[Callable[[], bytes], str]] = {
     "oci-sha512": (lambda: _oci_descriptor(
         lambda m: m["layers"][0].update(digest="sha512:" + "a" * 128)),
         "unsupported digest algorithm"),
+    # docker's checkValidParent: the parent's history must be the child's minus one
+    "invalid-parent": (lambda: _with_parent(config([L1], cmd="p") .replace(
+        b'"created":"2024-01-02T03:04:05Z"}', b'"created":"2020-01-01T00:00:00Z"}')),
+        "is not a valid parent for"),
+    "bad-parent-digest": (lambda: _with_parent(config([L1]), parent="sha256:xyz"),
+                          "invalid Parent of manifest.json entry 0"),
     "oci-bad-media-type": (lambda: _oci_descriptor(
         lambda m: m["layers"][0].update(mediaType="text/plain")), "unsupported media type"),
 }
