@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sdk.api import containers, images, networks, system, volumes
+from sdk.api import archive, containers, images, networks, system, volumes
 from sdk.api import exec as exec_routes
 from sdk.api.context import ApiContext
 from sdk.api.errors import error_response, status_for
@@ -44,7 +44,7 @@ def build_app(ctx: ApiContext) -> Any:
             return error_response(f"bad request: {exc}", 400)
 
     app = web.Application(middlewares=[errors, strip_version], client_max_size=0)
-    for module in (system, containers, exec_routes, images, volumes, networks):
+    for module in (system, containers, archive, exec_routes, images, volumes, networks):
         for method, path, handler in module.routes(ctx):
             app.router.add_route(method, path, handler)
     app["ctx"] = ctx

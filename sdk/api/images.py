@@ -91,17 +91,25 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         ref = image if not tag_ or "@" in image else \
             (f"{image}@{tag_}" if tag_.startswith("sha256:") else f"{image}:{tag_}")
         platform = request.query.get("platform") or None
+        creds = params.registry_auth(request)
 
         def pull(e: Engine, emit: Any) -> None:
-            e.images.pull(ref, platform=platform, progress=emit)
+            from sdk.distribution.pull import pull_image
+
+            pull_image(e.image_store, ref, platform=platform, progress=emit,
+                       credentials=creds)
         return await _progress_stream(ctx, request, pull)
 
     async def push(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         tag_ = request.query.get("tag") or ""
+        creds = params.registry_auth(request)
 
         def run(e: Engine, emit: Any) -> None:
-            e.images.push(name, tag=tag_ or None, progress=emit)
+            from sdk.distribution.push import push_image
+
+            push_image(e.image_store, f"{name}:{tag_}" if tag_ else name, progress=emit,
+                       credentials=creds)
         return await _progress_stream(ctx, request, run)
 
     async def get(request: web.Request) -> web.StreamResponse:
@@ -122,11 +130,19 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         data = await request.read()
 
         def run(e: Engine) -> list[str]:
+            from sdk.archive.load import load as load_archive
+            from sdk.images.service import familiar
+
             lines = []
-            for img in e.images.load(io.BytesIO(data)):
-                tags = img.tags
-                lines += [f"Loaded image: {t}\n" for t in tags] if tags else \
-                    [f"Loaded image ID: {img.id}\n"]
+            # the archive's own tags, as dockerd reports them (not every tag the image
+            # already had here: community.docker's docker_image checks this list)
+            for img in load_archive(e.image_store, io.BytesIO(data),
+                                    platform=request.query.get("platform") or None):
+                for tag, old in img.replaced:
+                    lines.append(f"The image {familiar(tag)} already exists, renaming the "
+                                 f"old one with ID {old} to empty string\n")
+                lines += [f"Loaded image: {familiar(t)}\n" for t in img.tags] if img.tags \
+                    else [f"Loaded image ID: {img.id}\n"]
             return lines
         lines = await ctx.call(run)
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})

@@ -143,7 +143,46 @@ def create_kwargs(body: Mapping[str, Any], name: str | None) -> tuple[str, dict[
         bound = {b.split(":")[1] if ":" in b else b for b in binds}
         binds += [path for path in volumes if path not in bound]
         kwargs["volumes"] = binds
+    _endpoint(body.get("NetworkingConfig"), kwargs)
     exposed = body.get("ExposedPorts") or {}
     if exposed and "ports" not in kwargs and kwargs.get("publish_all_ports"):
         kwargs["ports"] = {p: None for p in exposed}
+    if exposed:     # EXPOSE without publishing (inspect reports them, -P publishes them)
+        kwargs["expose"] = list(exposed)
     return image, kwargs
+
+
+def _endpoint(networking: Any, kwargs: dict[str, Any]) -> None:
+    """``NetworkingConfig.EndpointsConfig``: the network's aliases, address and MAC
+    (docker's API before 1.44 takes one network at create; connect adds more)."""
+    if not networking:
+        return
+    if not isinstance(networking, Mapping):
+        raise InvalidArgument("NetworkingConfig must be a JSON object")
+    endpoints = networking.get("EndpointsConfig") or {}
+    if not isinstance(endpoints, Mapping):
+        raise InvalidArgument("NetworkingConfig.EndpointsConfig must be a JSON object")
+    if not endpoints:
+        return
+    mode = kwargs.get("network_mode")
+    if mode is None:
+        if len(endpoints) > 1:
+            raise InvalidArgument("Container cannot be connected to network endpoints: "
+                                  + ", ".join(sorted(endpoints)))
+        mode = kwargs["network_mode"] = next(iter(endpoints))
+    cfg = endpoints.get(mode)
+    if cfg is None:
+        if len(endpoints) == 1:
+            raise InvalidArgument(f"NetworkingConfig names network {next(iter(endpoints))!r}"
+                                  f" but the network mode is {mode!r}")
+        raise InvalidArgument("Container cannot be connected to network endpoints: "
+                              + ", ".join(sorted(endpoints)))
+    if not isinstance(cfg, Mapping):
+        return
+    if cfg.get("Aliases"):
+        kwargs["network_aliases"] = list(cfg["Aliases"])
+    ipam = cfg.get("IPAMConfig") or {}
+    if ipam.get("IPv4Address"):
+        kwargs["ip"] = ipam["IPv4Address"]
+    if cfg.get("MacAddress") and "mac_address" not in kwargs:
+        kwargs["mac_address"] = cfg["MacAddress"]

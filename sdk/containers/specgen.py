@@ -129,9 +129,11 @@ def _resolv_conf(host: Mapping[str, Any], mode: str) -> str:
 def _capabilities(host: Mapping[str, Any]) -> frozenset[str]:
     if host.get("Privileged"):
         return frozenset(defaults.ALL_CAPABILITIES)
+    from sdk.runtime.caps import normalize
+
     caps = set(defaults.DEFAULT_CAPABILITIES)
-    adds = host.get("CapAdd") or []
-    drops = host.get("CapDrop") or []
+    adds = ["ALL" if c.upper() == "ALL" else normalize(c) for c in host.get("CapAdd") or []]
+    drops = ["ALL" if c.upper() == "ALL" else normalize(c) for c in host.get("CapDrop") or []]
     if "ALL" in drops:
         caps.clear()
     else:

@@ -340,3 +340,50 @@ def test_docker_py_events(daemon: str) -> None:
     got = list(client.events(since=since, until=time.time() + 0.5, decode=True,
                              filters={"type": "container"}))
     assert [e["Action"] for e in got] == ["create", "start", "die", "destroy"]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/docker-registry"),
+                    reason="docker-registry (Debian package) not installed")
+def test_docker_py_push_and_pull_with_x_registry_auth(engine: Engine, busybox: str,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-py's ``auth_config`` travels in X-Registry-Auth: the daemon has no stored
+    credentials, so only the header can open the htpasswd-protected registry."""
+    import bcrypt
+
+    from tests.root.test_registry_client import start_registry, stop_registry
+
+    monkeypatch.setenv("BERTH_AUTH_CONFIG", str(tmp_path / "no-auth.json"))
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    reg = start_registry(tmp_path / "private", htpasswd=f"alice:{hashed}\n")
+    sock = tmp_path / "auth.sock"
+    try:
+        proc = start_daemon(engine, sock)
+    except BaseException:
+        stop_registry(reg)
+        raise
+    try:
+        client = docker_py.DockerClient(base_url=f"unix://{sock}", version="auto")
+        repo = f"{reg.host}/team/bb"
+        assert client.images.get("busybox").tag(repo, "v1")
+        good = {"username": "alice", "password": "s3cret", "serveraddress": reg.host}
+        denied = list(client.api.push(repo, "v1", stream=True, decode=True,
+                                      auth_config={"username": "alice", "password": "nope"}))
+        assert "error" in denied[-1], denied
+        out = list(client.api.push(repo, "v1", stream=True, decode=True, auth_config=good))
+        assert "error" not in out[-1] and "digest: sha256:" in out[-1].get("status", ""), out
+        client.images.remove(f"{repo}:v1")
+        with pytest.raises(docker_py.errors.APIError):
+            client.images.pull(repo, "v1")          # anonymous: refused
+        img = client.images.pull(repo, "v1", auth_config=good)
+        assert f"{repo}:v1" in img.tags
+        token = {"identitytoken": "not-a-valid-token", "serveraddress": reg.host}
+        events = list(client.api.pull(repo, "v1", stream=True, decode=True,
+                                      auth_config=token))
+        assert "error" in events[-1], events          # basic auth with a bad token
+        with pytest.raises(docker_py.errors.APIError) as err:
+            client.api.pull(repo, "v1", auth_config="not base64 json")  # type: ignore[arg-type]
+        assert err.value.status_code == 400
+    finally:
+        stop_daemon(proc, sock)
+        stop_registry(reg)
