@@ -10,7 +10,7 @@ from typing import Any
 
 from sdk.api import params
 from sdk.api.context import ApiContext
-from sdk.api.errors import json_response
+from sdk.api.errors import error_response, json_response
 from sdk.api.params import flag, unix_seconds
 from sdk.api.streams import STDERR, STDOUT, RawWriter, frame, hijack
 from sdk.engine import Engine
@@ -245,6 +245,30 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         await resp.write_eof()
         return resp
 
+    async def update(request: web.Request) -> web.Response:
+        """docker's UpdateConfig: zero means "leave as is" (the docker CLI sends every
+        field), PidsLimit only when present, RestartPolicy when it names a policy."""
+        from sdk.tasks.update import RESOURCE_KEYS, UNSUPPORTED
+
+        ref = request.match_info["id"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return error_response("update: the request body must be a JSON object", 400)
+        changes = {k: v for k, v in body.items()
+                   if (k in RESOURCE_KEYS or k in UNSUPPORTED) and v and k != "PidsLimit"}
+        if body.get("PidsLimit") is not None:
+            changes["PidsLimit"] = body["PidsLimit"]
+        policy = body.get("RestartPolicy") or {}
+        if isinstance(policy, dict) and policy.get("Name"):
+            changes["RestartPolicy"] = {"Name": policy["Name"],
+                                        "MaximumRetryCount":
+                                            int(policy.get("MaximumRetryCount") or 0)}
+        warnings = await ctx.call(lambda e: e.tasks.update(ref, changes))
+        return json_response({"Warnings": warnings})
+
     async def prune(request: web.Request) -> web.Response:
         filters = params.filters(request)
         return json_response(await ctx.call(lambda e: e.containers.prune(filters or None)))
@@ -255,6 +279,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
             ("GET", p + "/json", inspect), ("POST", p + "/start", start),
             ("POST", p + "/stop", stop), ("POST", p + "/restart", restart),
             ("POST", p + "/kill", kill), ("POST", p + "/wait", wait),
+            ("POST", p + "/update", update),
             ("DELETE", p, remove), ("GET", p + "/logs", logs), ("POST", p + "/attach", attach),
             ("POST", p + "/{action:pause|unpause|rename}", simple),
             ("GET", p + "/top", top), ("GET", p + "/changes", changes),

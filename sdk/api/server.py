@@ -101,8 +101,7 @@ def stop_all(engine: object) -> None:
 def serve(listen: Listen, root: str | None = None, config: str | None = None,
           ready: object = None) -> None:
     """Run until SIGTERM/SIGINT.  Containers keep running (they have supervisors)."""
-    from aiohttp import web
-
+    from sdk._internal.aiohttp_compat import make_runner, make_sock_site, stop_listening
     from sdk.api.app import build_app
     from sdk.api.context import ApiContext
     from sdk.api.forward import cli_socket_for
@@ -122,10 +121,10 @@ def serve(listen: Listen, root: str | None = None, config: str | None = None,
     inode = os.stat(listen.path).st_ino
 
     async def main() -> None:
-        runner = web.AppRunner(build_app(ctx), handle_signals=False, access_log=None,
-                               shutdown_timeout=10)
+        # aiohttp 3.8 (Debian 12's) and >= 3.9 differ in where shutdown_timeout goes
+        runner = make_runner(build_app(ctx), 10, handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.SockSite(runner, sock)
+        site = make_sock_site(runner, sock, 10)
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -135,7 +134,7 @@ def serve(listen: Listen, root: str | None = None, config: str | None = None,
         if callable(ready):
             ready()
         await stop.wait()
-        await site.stop()        # stop accepting; requests in flight finish below
+        stop_listening(site)     # stop accepting; requests in flight finish below
         if not ctx.engine().config.live_restore:
             # dockerd stops its containers unless live-restore keeps them running
             await ctx.call(stop_all)

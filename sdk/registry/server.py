@@ -61,7 +61,7 @@ class RegistryServer:
         return ctx
 
     async def _start_site(self) -> None:
-        from sdk.registry.aiohttp_compat import listening_sockets, make_runner, make_tcp_site
+        from sdk._internal.aiohttp_compat import listening_sockets, make_runner, make_tcp_site
         from sdk.registry.app import RegistryApp
 
         if self.config.auth_enabled and not self.config.tls_enabled:
@@ -96,7 +96,7 @@ class RegistryServer:
         self._started.set()
         await self._stop.wait()
         log.info("shutting down: finishing in-flight requests")
-        from sdk.registry.aiohttp_compat import stop_listening
+        from sdk._internal.aiohttp_compat import stop_listening
 
         for site in list(self._runner.sites):
             stop_listening(site)              # stop accepting; in-flight requests go on

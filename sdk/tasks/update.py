@@ -74,6 +74,10 @@ def update(tasks: TaskService, ref: str, changes: Mapping[str, Any]) -> list[str
     wanted = {k: v for k, v in changes.items() if k not in UNSUPPORTED}
     if doc["State"].get("Dead") or doc["_berth"].get("removing"):
         raise Conflict(f"Cannot update container {name}: container is marked for removal")
+    if "RestartPolicy" in wanted:         # the API's raw value: docker's names only
+        from sdk.containers.options import restart_policy
+
+        wanted["RestartPolicy"] = restart_policy(wanted["RestartPolicy"])
     policy = wanted.get("RestartPolicy")
     if policy and (policy.get("Name") or "no") != "no" and host.get("AutoRemove"):
         raise Conflict(f"Cannot update container {name}: Restart policy cannot be updated "

@@ -20,6 +20,8 @@ from tests.root.conftest import BERTH
 pytestmark = pytest.mark.root
 docker_py = pytest.importorskip("docker")
 
+from .test_registry_server_interop import aiohttp38  # noqa: E402, F401, F811 - a shared fixture
+
 
 def start_daemon(engine: Engine, sock: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, BERTH_ROOT=str(engine.root), BERTH_CONFIG=str(engine.config_path))
@@ -387,3 +389,61 @@ def test_docker_py_push_and_pull_with_x_registry_auth(engine: Engine, busybox: s
     finally:
         stop_daemon(proc, sock)
         stop_registry(reg)
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI on this host")
+def test_update_through_the_api(daemon: str) -> None:
+    """`docker update` (which sends every field, zero meaning "unchanged") and docker-py's
+    Container.update change a running container in place through berth daemon."""
+    env = dict(os.environ, DOCKER_HOST=f"unix://{daemon}", DOCKER_CONFIG="/nonexistent")
+
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    r = docker("run", "-d", "--name", "upd-api", "--memory", "64m", "--memory-swap", "128m",
+               "busybox", "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = docker("update", "--memory", "96m", "--memory-swap", "256m", "--pids-limit", "40",
+                   "--restart", "on-failure:2", "upd-api")
+        assert (r.returncode, r.stdout.strip()) == (0, "upd-api"), r.stderr
+        fmt = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}} " \
+              "{{.HostConfig.RestartPolicy.Name}} {{.State.Status}}"
+        assert docker("inspect", "-f", fmt, "upd-api").stdout.split() == \
+            [str(96 << 20), str(256 << 20), "40", "on-failure", "running"]
+        r = docker("update", "--memory", "2g", "upd-api")     # over the memory-swap limit
+        assert r.returncode != 0 and "update the memoryswap at the same time" in r.stderr
+        client = docker_py.DockerClient(base_url=f"unix://{daemon}", version="auto")
+        c = client.containers.get("upd-api")
+        assert c.update(cpu_shares=512) == {"Warnings": []}
+        c.reload()
+        assert c.attrs["HostConfig"]["CpuShares"] == 512
+        assert c.attrs["HostConfig"]["Memory"] == 96 << 20       # zero fields left alone
+    finally:
+        docker("rm", "-f", "upd-api")
+
+
+def test_daemon_on_debian_12_aiohttp(engine: Engine, busybox: str, tmp_path: Path,
+                                     aiohttp38: list[str]) -> None:  # noqa: F811
+    """`berth daemon` on Debian 12's python3-aiohttp 3.8.4 stack (what the engine role can
+    install from apt) answers docker-py and stops gracefully on SIGTERM."""
+    sock = tmp_path / "b38.sock"
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, BERTH_ROOT=str(engine.root), BERTH_CONFIG=str(engine.config_path),
+               PYTHONPATH=str(repo))
+    proc = subprocess.Popen([*aiohttp38, "daemon", "-H", f"unix://{sock}", "--group", ""],
+                            env=env, cwd=repo, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                proc.stderr.read().decode() if proc.poll() is not None else "slow start"  # type: ignore[union-attr]
+            time.sleep(0.05)
+        client = docker_py.DockerClient(base_url=f"unix://{sock}", version="auto")
+        assert client.ping()
+        assert client.containers.run("busybox", ["echo", "on 3.8"], remove=True) == \
+            b"on 3.8\n"
+    finally:
+        stop_daemon(proc, sock)
+    assert proc.returncode == 0

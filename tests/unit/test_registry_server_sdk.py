@@ -74,7 +74,7 @@ def test_aiohttp_compat_puts_shutdown_timeout_where_this_aiohttp_takes_it() -> N
     import aiohttp
     from aiohttp import web
 
-    from sdk.registry.aiohttp_compat import (
+    from sdk._internal.aiohttp_compat import (
         listening_sockets,
         make_runner,
         make_tcp_site,

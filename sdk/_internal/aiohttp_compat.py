@@ -46,6 +46,15 @@ def make_tcp_site(runner: Any, host: str | None, port: int, shutdown_timeout: fl
     return web.TCPSite(runner, host, port, ssl_context=ssl_context, **kwargs)
 
 
+def make_sock_site(runner: Any, sock: Any, shutdown_timeout: float, **kwargs: Any) -> Any:
+    """``web.SockSite`` (the engine service's unix socket), as ``make_tcp_site``."""
+    from aiohttp import web
+
+    if not runner_takes_shutdown_timeout():
+        kwargs["shutdown_timeout"] = shutdown_timeout
+    return web.SockSite(runner, sock, **kwargs)
+
+
 def listening_sockets(site: Any) -> list[Any]:
     server = getattr(site, "_server", None)
     return list(server.sockets or []) if server is not None else []
