@@ -64,6 +64,15 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
         filters = params.filters(request)
         return json_response(await ctx.call(lambda e: e.images.prune(filters or None)))
 
+    async def build_prune(request: web.Request) -> web.Response:
+        """``docker builder prune``: the build cache (``all`` also drops the untagged
+        step images no container uses); ``keep-storage`` is refused as by the SDK."""
+        filters = params.filters(request)
+        all_ = flag(request, "all")
+        keep = int(request.query.get("keep-storage") or 0)
+        return json_response(await ctx.call(lambda e: e.images.prune_builds(
+            filters or None, keep_storage=keep or None, all=all_)))
+
     async def create(request: web.Request) -> web.StreamResponse:
         """``docker pull`` (fromImage) and ``docker import`` (fromSrc)."""
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -180,6 +189,7 @@ def routes(ctx: ApiContext) -> list[tuple[str, str, Any]]:
     return [("GET", "/images/json", list_), ("POST", "/images/create", create),
             ("POST", "/images/prune", prune), ("GET", "/images/get", get),
             ("POST", "/images/load", load), ("POST", "/build", build),
+            ("POST", "/build/prune", build_prune),
             ("POST", "/images/{name:.+?}/push", push), ("GET", "/images/{name:.+?}/get", get),
             ("GET", "/images/{name:.+?}/json", inspect),
             ("GET", "/images/{name:.+?}/history", history),

@@ -333,6 +333,11 @@ def test_docker_cli_seed_002_registry_flow(daemon: str, tmp_path: Path) -> None:
     r = docker("build", "-t", "built:v1", str(ctx))
     assert r.returncode == 0, r.stderr + r.stdout
     assert docker("run", "--rm", "built:v1").stdout == "built\n"
+    # docker-py's prune_builds reaches /build/prune; the tagged build stays usable
+    client = docker_py.DockerClient(base_url=f"unix://{daemon}", version="auto")
+    pruned = client.images.prune_builds(all=True)
+    assert set(pruned) == {"CachesDeleted", "SpaceReclaimed"} and pruned["CachesDeleted"]
+    assert docker("run", "--rm", "built:v1").stdout == "built\n"
 
 
 def test_docker_py_events(daemon: str) -> None:
