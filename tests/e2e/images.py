@@ -10,6 +10,7 @@ them present and needs no mirror). Built once, cached beside the other test imag
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -21,12 +22,14 @@ from sdk._internal.testimages import CACHE
 
 SUITE = "bookworm"
 # python3 (+ python3-apt, which ansible's apt module needs) for Ansible; the rest
-# is what roles/engine (vars/Debian.yml) and roles/registry install on Debian;
+# is what roles/engine (vars/Debian.yml) and roles/registry install on Debian
+# (python3-requests and python3-zstandard: pull and push, the "remote" extra);
 # debootstrap does not resolve virtual packages, so python3-bcrypt's cffi backend
 # (it depends on python3-cffi-backend-api-*) is named explicitly
 PACKAGES = ("python3", "python3-apt", "python3-venv", "python3-aiohttp", "python3-pyroute2",
-            "python3-bcrypt", "python3-cffi-backend", "python3-yaml", "iptables",
-            "nftables", "kmod", "procps", "iproute2", "ca-certificates", "openssl")
+            "python3-requests", "python3-zstandard", "python3-bcrypt", "python3-cffi-backend",
+            "python3-yaml", "iptables", "nftables", "kmod", "procps", "iproute2",
+            "ca-certificates", "openssl")
 # the package list is part of the name: changing it builds a new image
 NAME = f"debian-{SUITE}-ansible-{hashlib.sha256(' '.join(PACKAGES).encode()).hexdigest()[:8]}.tar"
 IMAGE_REF = "berth-test/debian-ansible:12"
@@ -38,7 +41,16 @@ def debian_ansible_tar(cache: Path = CACHE) -> Path:
     path = cache / NAME
     if path.exists():
         return path
-    work = cache / "debian-ansible-rootfs"
+    # parallel test sessions share the cache: one builds, the others wait for it
+    with open(cache / f"{NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            _build(path)
+    return path
+
+
+def _build(path: Path) -> None:
+    work = path.with_name(f"{path.stem}-rootfs")
     shutil.rmtree(work, ignore_errors=True)
     subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
                     SUITE, str(work)], check=True, stdout=subprocess.DEVNULL)
@@ -51,7 +63,6 @@ def debian_ansible_tar(cache: Path = CACHE) -> Path:
                    check=True)
     tmp.replace(path)
     shutil.rmtree(work, ignore_errors=True)
-    return path
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.ansible_run import PLAYBOOK, REPO, ansible_env, collections_dir, run_playbook
 
-PLAYS = [REPO / "playbooks" / "site.yml",
+PLAYS = [REPO / "playbooks" / "site.yml", REPO / "tests" / "e2e" / "two_host" / "seed.yml",
          *sorted((REPO / "roles").glob("*/molecule/*/[ccd]*.yml"))]
 
 
