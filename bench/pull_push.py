@@ -1,17 +1,23 @@
-"""Pull and push through a local CNCF distribution registry: berth vs skopeo (the floor).
+"""Pull and push through a local CNCF distribution registry: berth vs dockerd, podman
+and skopeo (the floor).
 
-    python bench/pull_push.py [--size-mb 300] [--layers 4] [--files 5000] [--runs 1]
+    python bench/pull_push.py [--size-mb 300] [--layers 4] [--files 5000] [--runs 3]
+                              [--no-docker] [--no-podman]
 
 Builds an image of ``--layers`` gzip layers (half random, half text data, ``--files``
 files in all), stores it in a fresh ``docker-registry`` on 127.0.0.1, then times, with
-the tools interleaved:
+the tools interleaved in every run:
 
 * pull: ``berth pull`` into an empty data root (download, verify, unpack) vs
-  ``skopeo copy docker://... oci:DIR`` (download and verify only: the floor);
-* push: ``berth push`` of the pulled image to an empty repository vs ``skopeo copy
-  oci:DIR docker://...`` to another empty repository.
+  ``docker pull`` (our own dockerd with its own data root; the image is removed
+  between runs) vs ``podman pull`` (its own storage root) vs ``skopeo copy
+  docker://... oci:DIR`` (download and verify only: the floor);
+* push: each tool pushes the image it pulled to its own empty registry started for
+  that run (so no tool can mount or skip a blob; skopeo and podman share a blob info
+  cache): ``berth push``, ``docker push``, ``podman push`` and ``skopeo copy oci:DIR
+  docker://...``.
 
-Prints a markdown table (append it to docs/benchmarks.md).
+Prints a markdown table of medians (copy it to docs/benchmarks.md) and the load average.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from sdk._internal.arch import goarch  # noqa: E402
 
 BERTH = str(Path(sys.executable).with_name("berth"))
 REGISTRY = "/usr/bin/docker-registry"
+DOCKERD = "/usr/sbin/dockerd"
+DOCKER = "/usr/local/bin/docker"
 
 
 def _sha(data: bytes) -> str:
@@ -87,6 +95,7 @@ def build_layout(path: Path, size_mb: int, layers: int, files: int) -> None:
 
 
 def start_registry(base: Path) -> tuple[subprocess.Popen[bytes], str]:
+    base.mkdir(parents=True, exist_ok=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -96,14 +105,65 @@ def start_registry(base: Path) -> tuple[subprocess.Popen[bytes], str]:
     (base / "config.yml").write_text(json.dumps(cfg))
     proc = subprocess.Popen([REGISTRY, "serve", str(base / "config.yml")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port)
+    return proc, f"127.0.0.1:{port}"
+
+
+def _wait_port(port: int) -> None:
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return
         except OSError:
             time.sleep(0.05)
-    return proc, f"127.0.0.1:{port}"
 
+
+class Dockerd:
+    """Our own dockerd: data, exec root, pid file and socket under ``base``; no
+    bridge, no iptables; stopped by PID."""
+
+    def __init__(self, base: Path, insecure: str) -> None:
+        self.base = base
+        self.sock = base / "docker.sock"
+        base.mkdir(parents=True, exist_ok=True)
+        self.log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [DOCKERD, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
+             "--pidfile", str(base / "docker.pid"), "-H", f"unix://{self.sock}",
+             "--insecure-registry", insecure, "--bridge=none", "--iptables=false",
+             "--ip6tables=false", "--ip-masq=false",
+             "--containerd-namespace", "pullbench",
+             "--containerd-plugins-namespace", "pullbench-plugins"],
+            stdout=self.log, stderr=self.log)
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                break
+            if subprocess.run(self.cmd("version"), capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"dockerd did not come up; see {base / 'dockerd.log'}")
+
+    def cmd(self, *args: str) -> list[str]:
+        return [DOCKER, "-H", f"unix://{self.sock}", *args]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        subprocess.run(["umount", "-R", str(self.base / "data")], capture_output=True)
+        subprocess.run(["umount", "-R", str(self.base / "exec")], capture_output=True)
+
+
+def _podman(root: Path) -> list[str]:
+    return ["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"),
+            "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none"]
 
 
 def main() -> int:
@@ -111,52 +171,125 @@ def main() -> int:
     ap.add_argument("--size-mb", type=int, default=300)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--files", type=int, default=5000)
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-docker", action="store_true")
+    ap.add_argument("--no-podman", action="store_true")
     args = ap.parse_args()
     skopeo = shutil.which("skopeo")
     if not os.path.exists(REGISTRY) or not skopeo:
         print("bench: needs docker-registry and skopeo (apt-get install docker-registry "
               "skopeo)")
         return 1
+    use_docker = not args.no_docker and os.path.exists(DOCKERD) and \
+        shutil.which(DOCKER) is not None
+    use_podman = not args.no_podman and shutil.which("podman") is not None
     work = Path(tempfile.mkdtemp(prefix="berth-bench-pull-"))
-    proc, host = start_registry(work)
+    procs: list[subprocess.Popen[bytes]] = []
+    dockerd: Dockerd | None = None
+    load_before = os.getloadavg()
     try:
+        proc, host = start_registry(work / "registry")
+        procs.append(proc)
         layout = work / "layout"
         build_layout(layout, args.size_mb, args.layers, args.files)
-        src = f"docker://{host}/bench/image:v1"
+        image = f"{host}/bench/image:v1"
+        src = f"docker://{image}"
         subprocess.run([skopeo, "copy", "--quiet", "--dest-tls-verify=false",
                         f"oci:{layout}:v1", src], check=True)
         blob_mb = sum(p.stat().st_size for p in (layout / "blobs/sha256").iterdir()) / 1e6
-        res: dict[str, list[float]] = {k: [] for k in ("berth pull", "skopeo pull (floor)",
-                                                        "berth push", "skopeo push")}
+        if use_docker:
+            dockerd = Dockerd(work / "docker", host)
+        res: dict[str, list[float]] = {}
+
+        def add(key: str, value: float) -> None:
+            res.setdefault(key, []).append(value)
+
         for run in range(args.runs):
             root = work / f"root{run}"
             env = dict(os.environ, BERTH_ROOT=str(root), BERTH_CONFIG=str(work / "d.json"),
                        BERTH_AUTH_CONFIG=str(work / "auth.json"))
-            subprocess.run(["sync"], check=False)
-            res["berth pull"].append(timed([BERTH, "pull", "-q", f"{host}/bench/image:v1"],
-                                           env))
             out = work / f"oci{run}"
-            res["skopeo pull (floor)"].append(timed(
-                [skopeo, "copy", "--quiet", "--src-tls-verify=false", src, f"oci:{out}:v1"]))
-            target = f"{host}/pushed/berth{run}:v1"
-            subprocess.run([BERTH, "tag", f"{host}/bench/image:v1", target], env=env,
-                           check=True)
-            res["berth push"].append(timed([BERTH, "push", "-q", target], env))
-            res["skopeo push"].append(timed(
-                [skopeo, "copy", "--quiet", "--dest-tls-verify=false", f"oci:{out}:v1",
-                 f"docker://{host}/pushed/skopeo{run}:v1"]))
+            proot = work / f"podman{run}"
+            # pull: every tool starts empty; the order rotates between runs
+            pulls = {
+                "berth": lambda env=env: timed([BERTH, "pull", "-q", image], env),
+                "skopeo (floor)": lambda out=out: timed(
+                    [skopeo, "copy", "--quiet", "--src-tls-verify=false", src,
+                     f"oci:{out}:v1"]),
+            }
+            if dockerd is not None:
+                pulls["docker"] = lambda d=dockerd: timed(d.cmd("pull", "-q", image))
+            if use_podman:
+                pulls["podman"] = lambda p=proot: timed(
+                    [*_podman(p), "pull", "-q", "--tls-verify=false", image])
+            names = list(pulls)
+            for name in names[run % len(names):] + names[:run % len(names)]:
+                subprocess.run(["sync"], check=False)
+                add(f"pull: {name}", pulls[name]())
+            # push: each tool to its own new registry (skopeo and podman share a blob
+            # info cache and would mount each other's uploads from one registry)
+            hosts = {}
+            for tool in ("berth", "skopeo", "docker", "podman"):
+                preg, hosts[tool] = start_registry(work / f"push{run}-{tool}")
+                procs.append(preg)
+            dest = {tool: f"{h}/pushed/image:v1" for tool, h in hosts.items()}
+            pushes = {
+                "berth": lambda env=env, t=dest["berth"]: timed(
+                    [BERTH, "push", "-q", t], env),
+                "skopeo": lambda out=out, t=dest["skopeo"]: timed(
+                    [skopeo, "copy", "--quiet", "--dest-tls-verify=false", f"oci:{out}:v1",
+                     f"docker://{t}"]),
+            }
+            subprocess.run([BERTH, "tag", image, dest["berth"]],
+                           env=env, check=True)
+            if dockerd is not None:
+                subprocess.run(dockerd.cmd("tag", image, dest["docker"]),
+                               check=True)
+                pushes["docker"] = lambda d=dockerd, t=dest["docker"]: \
+                    timed(d.cmd("push", "-q", t))
+            if use_podman:
+                pushes["podman"] = lambda p=proot, t=dest["podman"]: \
+                    timed([*_podman(p), "push", "-q", "--tls-verify=false", image, t])
+            names = list(pushes)
+            for name in names[run % len(names):] + names[:run % len(names)]:
+                add(f"push: {name}", pushes[name]())
+            # clean up for the next run
             subprocess.run([BERTH, "system", "prune", "-a", "-f"], env=env,
                            stdout=subprocess.DEVNULL, check=False)
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
+            if dockerd is not None:
+                for ref in (image, dest["docker"]):
+                    subprocess.run(dockerd.cmd("rmi", "-f", ref), capture_output=True)
+            if use_podman:
+                subprocess.run([*_podman(proot), "system", "reset", "-f"],
+                               capture_output=True)
+                shutil.rmtree(proot, ignore_errors=True)
+            for preg in procs[1:]:
+                preg.terminate()
+                preg.wait(timeout=30)
+            del procs[1:]
+        load_after = os.getloadavg()
         print(f"\n{args.layers} layers, {args.files} files, {args.size_mb} MB raw, "
               f"{blob_mb:.0f} MB compressed; local docker-registry; {args.runs} run(s), "
-              f"{os.cpu_count()} CPUs\n")
-        print("| operation | median s |\n|---|---|")
+              f"{os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
+              f"{load_after[0]:.1f} after\n")
+        print("| operation | median s | runs |\n|---|---:|---|")
         for k, v in res.items():
-            print(f"| {k} | {statistics.median(v):.2f} |")
+            print(f"| {k} | {statistics.median(v):.2f} | "
+                  f"{', '.join(f'{x:.2f}' for x in v)} |")
+        for op in ("pull", "push"):
+            base = res.get(f"{op}: docker")
+            if base:
+                ratio = statistics.median(res[f"{op}: berth"]) / statistics.median(base)
+                print(f"\nberth {op} / docker {op}: {ratio:.2f}x")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if dockerd is not None:
+            dockerd.stop()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -120,7 +120,8 @@ def _xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
 
 
 class _Applier:
-    def __init__(self, target: Path, whiteouts: Whiteouts, allow_devices: bool) -> None:
+    def __init__(self, target: Path, whiteouts: Whiteouts, allow_devices: bool,
+                 fresh: bool = False) -> None:
         if whiteouts not in ("overlay", "delete"):
             raise ValueError(f"whiteouts must be 'overlay' or 'delete', not {whiteouts!r}")
         self.overlay = whiteouts == "overlay"
@@ -128,6 +129,19 @@ class _Applier:
         self.is_root = os.geteuid() == 0
         self.root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dirs = DirResolver(self.root_fd)
+        root_st = os.fstat(self.root_fd)
+        if fresh and os.listdir(target):
+            self.close()
+            raise ValueError(f"apply_layer(fresh=True): {target} is not empty")
+        #: ``target`` started empty: a path this layer did not create (``added``) or
+        #: white out (``whited``) cannot exist, so no stat is needed before creating it
+        self.fresh = fresh
+        #: owner new inodes get anyway (fresh tree, no setgid dir): chown is skipped
+        self.default_owner = (os.geteuid(), os.getegid()) if fresh and not \
+            root_st.st_mode & stat.S_ISGID and root_st.st_gid == os.getegid() else None
+        self.whited: set[str] = set()
+        #: bits open() would strip from a file's mode (None: unknown, always chmod)
+        self.umask = _umask() if self.default_owner is not None else None
         #: every path this layer created or replaced (incl. implicit parents): whiteouts
         #: and opaque markers leave these alone, and they are never walked through
         self.added: set[str] = set()
@@ -254,6 +268,8 @@ class _Applier:
 
         Returns (an existing directory was kept, what was removed was an overlay whiteout).
         """
+        if self.fresh and rel not in self.added and rel not in self.whited:
+            return False, False
         try:
             st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -264,17 +280,23 @@ class _Applier:
         return False, is_overlay_whiteout(st)
 
     def regular(self, tar: TarReader, m: tarfile.TarInfo, pfd: int, name: str) -> None:
-        fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
+        # created with its final mode when nothing would change it afterwards (no
+        # chown, which clears setuid bits; no umask bits): saves a journalled fchmod
+        mode = m.mode & 0o7777
+        exact = self.umask is not None and not mode & self.umask and \
+            (m.uid, m.gid) == self.default_owner
+        fd = os.open(name, _FILE_FLAGS, mode if exact else 0o600, dir_fd=pfd)
         try:
             view = memoryview(self.buf)
             while n := tar.readinto(view):
                 chunk = view[:n]
                 while chunk:
                     chunk = chunk[os.write(fd, chunk):]
-            if self.is_root:
+            if self.is_root and (m.uid, m.gid) != self.default_owner:
                 os.chown(fd, m.uid, m.gid)
             self._set_xattrs(m, fd)
-            os.chmod(fd, m.mode & 0o7777)
+            if not exact:
+                os.chmod(fd, mode)
             mtime = _mtime_ns(m)
             os.utime(fd, ns=(mtime, mtime))
         finally:
@@ -329,7 +351,9 @@ class _Applier:
         if vrel in self.added:
             return      # OCI: a whiteout never hides entries of its own layer
         pfd = self.parent_fd(rel_dir, m.name)
-        self._remove(pfd, victim, vrel)
+        if not self.fresh or vrel in self.whited:
+            self._remove(pfd, victim, vrel)
+        self.whited.add(vrel)
         if self.overlay:
             try:
                 os.mknod(victim, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
@@ -379,9 +403,10 @@ class _Applier:
     # ---- metadata -------------------------------------------------------------------
     def _meta_path(self, m: tarfile.TarInfo, pfd: int, name: str) -> None:
         """Owner, xattrs, mode and (non-directories) mtime of ``name`` in ``pfd``."""
-        if self.is_root:
+        if self.is_root and (m.uid, m.gid) != self.default_owner:
             os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
-        self._set_xattrs(m, f"/proc/self/fd/{pfd}/{name}")
+        if m.pax_headers:
+            self._set_xattrs(m, f"/proc/self/fd/{pfd}/{name}")
         if m.isdir():
             return      # mode and mtime at the end: children are still to come
         if not m.issym():
@@ -431,6 +456,19 @@ def _gone(_pfd: int, _name: str, _rel: str) -> None:
     raise _Gone
 
 
+def _umask() -> int | None:
+    """The process umask, read without changing it (``os.umask`` would race with
+    other threads creating files)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _mtime_ns(m: tarfile.TarInfo) -> int:
     if isinstance(m.mtime, int):
         return m.mtime * 1_000_000_000
@@ -438,17 +476,19 @@ def _mtime_ns(m: tarfile.TarInfo) -> int:
 
 
 def apply_layer(stream: BinaryIO, target: Path, *, whiteouts: Whiteouts,
-                allow_devices: bool = True) -> ApplyResult:
+                allow_devices: bool = True, fresh: bool = False) -> ApplyResult:
     """Unpack a (possibly compressed) layer tar into the directory ``target``.
 
     Returns the DiffID (sha256 of the uncompressed stream, computed while reading) and
     sizes.  Bad tarballs raise ``InvalidArgument`` naming the offending entry.  On
     error ``target`` is left partly written: apply into a fresh temporary directory and
     rename it into place on success.  See the module docstring for the rules.
+    ``fresh`` promises that ``target`` is an empty directory nothing else writes to,
+    which saves a ``stat`` per entry.
     """
     hashing = HashingReader(open_decompressed(stream))
     reader = io.BufferedReader(hashing, _READ_BUFSIZE)
-    applier = _Applier(Path(target), whiteouts, allow_devices)
+    applier = _Applier(Path(target), whiteouts, allow_devices, fresh)
     try:
         try:
             applier.apply(TarReader(reader))

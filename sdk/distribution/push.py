@@ -176,7 +176,8 @@ class Pusher:
 
 
 def push_image(svc: ImageService, ref_text: str, *, all_tags: bool = False,
-               progress: Progress | None = None) -> list[PushResult]:
+               progress: Progress | None = None,
+               credentials: tuple[str, str] | None = None) -> list[PushResult]:
     """``docker push``: one tag (``latest`` by default) or every tag of the repository."""
     emit = progress or _noop
     ref = parse_reference(ref_text)
@@ -198,7 +199,8 @@ def push_image(svc: ImageService, ref_text: str, *, all_tags: bool = False,
         if not ref.tag:
             emit({"status": "Using default tag: latest"})
     uploads = _cfg_int(svc, "max_concurrent_uploads", 5)
-    client = new_client(svc, ref.domain, push=True, pool=uploads + 2)
+    client = new_client(svc, ref.domain, push=True, pool=uploads + 2,
+                        credentials=credentials)
     try:
         emit({"status": f"The push refers to repository [{ref.name}]"})
         pusher = Pusher(svc, client, ref, emit, uploads)

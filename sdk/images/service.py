@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import IO, Any
 
 from sdk._internal.arch import goarch
@@ -21,7 +20,7 @@ from sdk.content.store import ContentStore
 from sdk.errors import Conflict, ImageNotFound, InvalidArgument
 from sdk.events import record as log_event
 from sdk.images.changes import apply_changes
-from sdk.snapshots.layers import LayerStore
+from sdk.snapshots.layers import LayerStore, StagedLayer
 from sdk.store.db import Database
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -31,7 +30,11 @@ HEX = frozenset("0123456789abcdef")
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now, as ``2026-12-02T05:04:03.123456Z`` (without importing datetime)."""
+    ns = time.time_ns()
+    micros = ns // 1000 % 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        f".{micros:06d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +105,15 @@ class ImageService:
         return record
 
     def add_blob_layer(self, blob_digest: str, media_type: str, diff_id: str,
-                       parent: LayerRecord | None) -> LayerRecord:
+                       parent: LayerRecord | None, staged: StagedLayer | None = None
+                       ) -> LayerRecord:
         """Unpack a layer whose (compressed) blob is already in the content store.
 
         The blob stays as pulled (its digest and media type are what the manifest
         names, so a push gives the same digests); the DiffID of the decompressed tar
         must equal ``diff_id`` (from the image config) or nothing is kept.  Unpacking
-        one chain id is serialised across processes with ``flock``.
+        one chain id is serialised across processes with ``flock``.  ``staged``: the
+        layer already unpacked by ``LayerStore.stage`` (``pull``), published here.
         """
         from sdk.content.digest import check_digest
 
@@ -117,10 +122,22 @@ class ImageService:
         with self.lock("layer", cid):
             existing = self.db.one("SELECT * FROM layers WHERE chain_id=?", (cid,))
             if existing and self.layers.exists(cid):
+                if staged is not None:
+                    self.layers.discard(staged)
                 return _layer_from_row(existing)
             had_layer = self.layers.exists(cid)
-            with self.content.open(blob_digest) as blob:
-                result = self.layers.create(cid, parent.chain_id if parent else None, blob)
+            if staged is not None:
+                if staged.result.diff_id != diff_id:
+                    self.layers.discard(staged)
+                    had_layer = True        # nothing was published: nothing to remove
+                    result = staged.result
+                else:
+                    result = self.layers.commit_staged(staged, cid,
+                                                       parent.chain_id if parent else None)
+            else:
+                with self.content.open(blob_digest) as blob:
+                    result = self.layers.create(cid, parent.chain_id if parent else None,
+                                                blob)
             if result.diff_id != diff_id:
                 if not had_layer:
                     self.layers.remove(cid)

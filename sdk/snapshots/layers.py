@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
@@ -39,12 +40,20 @@ from sdk.snapshots.probe import overlay_supported
 if TYPE_CHECKING:   # tarfile & co. stay off the container start path
     from sdk.diff.apply import ApplyResult
 
-__all__ = ["LayerStore", "chain_id", "overlay_supported"]
+__all__ = ["LayerStore", "StagedLayer", "chain_id", "overlay_supported"]
 
 Driver = Literal["overlay", "vfs"]
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _PARTIAL = (".tmp-", ".trash-")
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A layer unpacked into ``path`` (a ``.tmp-`` dir) but not published yet."""
+
+    path: Path
+    result: ApplyResult
 
 
 def chain_id(diff_ids: Sequence[str]) -> str:
@@ -115,14 +124,74 @@ class LayerStore:
             return ApplyResult(digest.diff_id, digest.size, self.size(chain_id))
         self.base.mkdir(parents=True, exist_ok=True)
         tmp = self.base / _partial_name(".tmp-")
-        link: Path | None = None
         try:
             content = tmp / self._content_name
             content.mkdir(parents=True, mode=0o755)
-            if self.driver == "vfs" and parent is not None:
+            fresh = self.driver == "overlay" or parent is None
+            if not fresh:
                 fsutil.copy_tree(self._content(parent), content)
             result = apply_layer(stream, content, whiteouts="overlay"
-                                 if self.driver == "overlay" else "delete")
+                                 if self.driver == "overlay" else "delete", fresh=fresh)
+        except BaseException:
+            fsutil.remove_tree(tmp)
+            raise
+        self._publish(tmp, final, chain_id, parent, result)
+        return result
+
+    # ---- staged layers (parallel unpacking, overlay only) --------------------------------
+    @property
+    def stages_independently(self) -> bool:
+        """Whether a layer can be unpacked before its parent exists (overlay: each
+        layer's ``diff`` holds only its own entries; vfs copies the parent's tree)."""
+        return self.driver == "overlay"
+
+    def stage(self, stream: BinaryIO) -> StagedLayer:
+        """Unpack ``stream`` into a new temp dir, before its chain id or parent is known
+        to exist; ``commit_staged`` publishes it, ``discard`` drops it.  A crash leaves
+        only a ``.tmp-<pid>-*`` dir that ``cleanup_partial`` removes."""
+        from sdk.diff.apply import apply_layer
+
+        if not self.stages_independently:
+            raise InvalidArgument(f"the {self.driver} driver cannot unpack a layer before "
+                                  "its parent")
+        self.base.mkdir(parents=True, exist_ok=True)
+        tmp = self.base / _partial_name(".tmp-")
+        try:
+            content = tmp / self._content_name
+            content.mkdir(parents=True, mode=0o755)
+            result = apply_layer(stream, content, whiteouts="overlay", fresh=True)
+        except BaseException:
+            fsutil.remove_tree(tmp)
+            raise
+        return StagedLayer(tmp, result)
+
+    def commit_staged(self, staged: StagedLayer, chain_id: str,
+                      parent: str | None) -> ApplyResult:
+        """Publish a staged layer as ``chain_id`` on top of ``parent`` (which must
+        exist); if another creator published the same chain id first, the staged copy
+        is dropped.  The caller has checked ``staged.result.diff_id``."""
+        final = self._dir(chain_id)
+        try:
+            if parent is not None and not self.exists(parent):
+                raise NotFound(f"parent layer {parent} of {chain_id} not found")
+            if self.exists(chain_id):
+                self.discard(staged)
+                return staged.result
+            self._publish(staged.path, final, chain_id, parent, staged.result)
+        except BaseException:
+            self.discard(staged)
+            raise
+        return staged.result
+
+    def discard(self, staged: StagedLayer) -> None:
+        fsutil.remove_tree(staged.path)
+
+    def _publish(self, tmp: Path, final: Path, chain_id: str, parent: str | None,
+                 result: ApplyResult) -> None:
+        """Write the metadata of the unpacked layer in ``tmp`` and rename it to
+        ``final``; losing a race to another creator drops ``tmp``."""
+        link: Path | None = None
+        try:
             (tmp / "parent").write_text(parent or "")
             (tmp / "size").write_text(str(result.content_size))
             if self.driver == "overlay":
@@ -132,9 +201,8 @@ class LayerStore:
             except OSError as exc:
                 if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and self.exists(chain_id):
                     self._drop(tmp, link)       # another creator won the race
-                    return result
+                    return
                 raise
-            return result
         except BaseException:
             self._drop(tmp, link)
             raise

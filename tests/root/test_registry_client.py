@@ -49,7 +49,7 @@ def start_registry(base: Path, htpasswd: str | None = None) -> Registry:
     port = free_port()
     data = base / "data"
     data.mkdir(parents=True)
-    cfg = {"version": 0.1, "log": {"level": "error"},
+    cfg = {"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": False}},
            "storage": {"filesystem": {"rootdirectory": str(data)}, "delete": {"enabled": True}},
            "http": {"addr": f"127.0.0.1:{port}", "secret": "berth-test-secret"}}
     if htpasswd:
@@ -72,6 +72,13 @@ def start_registry(base: Path, htpasswd: str | None = None) -> Registry:
             time.sleep(0.05)
     stop_registry(reg)
     raise RuntimeError("registry did not start: " + (base / "registry.log").read_text())
+
+
+def blob_fetches(reg: Registry, digest: str) -> int:
+    """Completed GETs of one blob, from the registry's access log."""
+    log = (reg.root.parent / "registry.log").read_text(errors="replace")
+    return sum(1 for line in log.splitlines()
+               if '"GET /v2/' in line and f'/blobs/{digest} HTTP' in line and '" 200 ' in line)
 
 
 def stop_registry(reg: Registry) -> None:
@@ -405,6 +412,34 @@ def test_concurrent_pulls_both_succeed(engine: Engine, berth: Cli, registry: Reg
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert other_engine.containers.run(target, ["true"], remove=True) == b""
+    for layer in other_engine.image_store.layer_chain(other_engine.images.get(target).id):
+        assert blob_fetches(registry, layer.blob_digest) == 1, layer
+    assert not list(other_engine.layer_store.base.glob(".tmp-*"))
+
+
+def test_concurrent_pulls_of_a_multi_layer_image(registry: Registry, other_engine: Engine
+                                                 ) -> None:
+    """Two processes, four layers unpacked in parallel in each: every blob is fetched
+    once, both succeed, one copy of each layer is kept."""
+    layers = [_tar([_file(f"l{n}/f{i}", os.urandom(20_000)) for i in range(200)])
+              for n in range(4)]
+    upload_image(registry, "race/multi", "1", layers)
+    target = f"{registry.host}/race/multi:1"
+    env = Cli(other_engine).env
+    from tests.root.conftest import BERTH
+
+    procs = [subprocess.Popen([BERTH, "pull", "-q", target], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    chain = other_engine.image_store.layer_chain(other_engine.images.get(target).id)
+    assert len(chain) == 4
+    for layer in chain:
+        assert blob_fetches(registry, layer.blob_digest) == 1, layer
+    diffs = [p for p in other_engine.layer_store.base.iterdir() if len(p.name) == 64]
+    assert len(diffs) == 4
+    assert not list(other_engine.layer_store.base.glob(".tmp-*"))
 
 
 # ---------------------------------------------------------------- skopeo interop
@@ -514,6 +549,7 @@ def test_kill_during_pull_leaves_no_partial_image(registry: Registry, other_engi
         _no_image(other_engine, target)
     other_engine.repair()
     assert not list((other_engine.content.root / "ingest").glob("*"))
+    assert not list(other_engine.layer_store.base.glob(".tmp-*"))
     img = other_engine.images.pull(target)
     assert len(img.attrs["RootFS"]["Layers"]) == 2
 
@@ -574,3 +610,81 @@ def test_index_platform_selection_and_pull_by_digest(registry: Registry,
     cli = Cli(other_engine)
     res = cli("pull", "--platform", "linux/s390x", f"{registry.host}/multi/app:1")
     assert res.returncode == 125 and "no matching manifest for linux/s390x" in res.stderr
+
+
+# ---------------------------------------------------------------- parallel unpacking
+
+def _whiteout(path: str) -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(path), b""
+
+
+@pytest.mark.parametrize("tee_limit, unpackers", [(16 << 20, 4), (4096, 1)],
+                         ids=["streamed", "outrun-unpacker"])
+def test_parallel_unpack_keeps_layer_order_and_whiteouts(
+        registry: Registry, engine: Engine, busybox: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, tee_limit: int, unpackers: int) -> None:
+    """Layers unpacked at once into separate dirs still stack in manifest order.  With
+    one unpacker and a tiny tee, downloads that outrun it fall back to the stored blob."""
+    import requests
+
+    from sdk.distribution import pull as pull_mod
+
+    monkeypatch.setattr(pull_mod, "_TEE_LIMIT", tee_limit)
+    monkeypatch.setattr(pull_mod, "_UNPACKERS", unpackers)
+    base = engine.image_store.layer_chain(busybox)
+    top = [
+        _tar([_file("data/a", b"1a\n"), _file("data/b", b"1b\n"), _file("keep/x", b"1x\n")]),
+        _tar([_whiteout("data/.wh.a"), _file("data/b", b"2b\n")]),
+        _tar([_file("data/big", os.urandom(300_000)), _file("keep/y", b"3y\n")]),
+        _tar([_whiteout("keep/.wh..wh..opq"), _file("keep/z", b"4z\n")]),
+    ]
+    gz = [gzip.compress(t, mtime=0) for t in top]
+    config = json.dumps({"architecture": goarch(), "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids":
+                                    [lr.diff_id for lr in base] + [_sha(t) for t in top]}}
+                        ).encode()
+    for blob in [*(engine.content.read_bytes(lr.blob_digest) for lr in base), *gz, config]:
+        put_blob(registry, "par/image", blob)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": _sha(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": lr.blob_digest, "size": lr.blob_size} for lr in base] +
+                  [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": _sha(b), "size": len(b)} for b in gz],
+    }).encode()
+    r = requests.put(registry.url("/v2/par/image/manifests/1"), data=manifest, timeout=30,
+                     headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 201, r.text
+    ref = f"{registry.host}/par/image:1"
+    eng = Engine(root=tmp_path / "par-root", config=tmp_path / "daemon.json")
+    try:
+        events: list[dict] = []
+        img = eng.images.pull(ref, progress=events.append)
+        assert len(img.attrs["RootFS"]["Layers"]) == len(base) + 4
+        assert sum(e["status"] == "Pull complete" for e in events) == len(base) + 4
+        out = eng.containers.run(ref, ["sh", "-c", "ls /data /keep; cat /data/b /keep/z"],
+                                 remove=True)
+        assert out == b"/data:\nb\nbig\n\n/keep:\nz\n2b\n4z\n", out
+        assert not list(eng.layer_store.base.glob(".tmp-*"))
+    finally:
+        eng.repair()
+        eng.close()
+
+
+def test_a_bad_layer_among_parallel_ones_changes_nothing(registry: Registry,
+                                                         other_engine: Engine) -> None:
+    """The third of four layers is malicious: the error names it, and no layer, staging
+    dir or image is left, whatever the other unpackers had done."""
+    good = [_tar([_file(f"g{n}/f{i}", os.urandom(30_000)) for i in range(60)])
+            for n in range(3)]
+    evil = _tar([_file("ok", b"fine"), _file("../../escape", b"pwned")])
+    upload_image(registry, "bad/parallel", "1", [good[0], good[1], evil, good[2]])
+    with pytest.raises(InvalidArgument, match="escape"):
+        other_engine.images.pull(f"{registry.host}/bad/parallel:1")
+    _no_image(other_engine, f"{registry.host}/bad/parallel:1")
+    assert other_engine.db.query("SELECT * FROM layers") == []
+    base = other_engine.layer_store.base
+    assert [p.name for p in base.glob("*") if p.name != "l"] == []
+    assert not list((other_engine.content.root / "ingest").glob("*"))
