@@ -1,36 +1,49 @@
-"""The berth.engine collection at fleet scale: one playbook, 10 containers, 3 volumes, 1 network.
+"""berth.engine vs community.docker at fleet scale, side by side in one run.
 
-    python bench/collection.py [--runs 3] [--docker]
+    python bench/collection.py [--runs 5] [--no-docker]
 
-Runs the playbook on a temp engine root: the first run converges (creates everything),
-then ``--runs`` re-runs that must report changed=0.  Prints wall times (the whole
-``ansible-playbook`` process, as a user sees it) as a markdown table.
+One playbook per collection: 1 network, 3 volumes and 10 containers, each container
+with published ports (on 127.0.0.1), env, a named volume and labels.  Phases:
 
-``--docker`` runs the same playbook written with community.docker against a private
-dockerd (its own data root, exec root and socket under the temp dir, no default bridge,
-no iptables) when ``dockerd`` is installed and community.docker is importable (a
-collections path given with ``--docker-collections`` or ANSIBLE_COLLECTIONS_PATH, e.g.
-the directory holding ``ansible_collections`` of the PyPI ``ansible`` package:
-``pip install --no-deps --target /tmp/ansible-pkg 'ansible>=10,<11'`` then
-``--docker-collections /tmp/ansible-pkg``; ansible 10 pairs with ansible-core 2.17 and
-ships community.docker 3.13).
+* **converge**: the first run creates and starts everything;
+* **re-run**: the same playbook again, nothing to change (the common fleet case; every
+  re-run must report changed=0);
+* **removal**: a playbook removing the containers, volumes and network.
 
-Containers use ``network_mode: none`` in both, so the numbers are the modules' cost and
-not a comparison of bridge set-up.
+berth.engine runs its modules against a temp data root; community.docker 3.13
+(``tests/e2e/community_docker.py`` fetches it from PyPI's ``ansible`` package) runs its
+modules against a private dockerd started here (its own --data-root, --exec-root,
+--pidfile and unix socket under the temp dir, ``--bridge=none --iptables=false``),
+stopped by PID at the end.  Both use the same interpreter, ansible-core and settings
+(pipelining on).  The two collections' runs alternate (and swap order every round) so
+a change in machine load hits both alike.
+
+Reported per phase: the wall time of ``ansible-playbook`` and its CPU time (the process
+tree: controller and module processes); for docker, dockerd's and containerd's CPU is
+added (it does the work berth's modules do in-process).  The *floor* is the same number
+of ``ansible.builtin.ping`` calls: what Ansible itself costs per module call, which no
+collection can go under.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -40,10 +53,35 @@ from sdk._internal.testimages import busybox_tar  # noqa: E402
 BIN = Path(sys.executable).parent
 PARENT = "berth-collbench"
 CONTAINERS, VOLUMES = 10, 3
+CALLS = 1 + VOLUMES + CONTAINERS          # module calls per playbook
 
 
-def playbook(prefix: str, subnet: str, defaults: str, image: str, extra: str) -> str:
-    """The benchmark play; ``prefix`` is ``berth.engine.`` or ``community.docker.docker_``."""
+@dataclass
+class Side:
+    """One collection under test: its playbooks, environment and timings."""
+
+    name: str
+    converge: Path
+    remove: Path
+    env: dict[str, str]
+    cpu_extra: Callable[[], float] | None = None   # CPU seconds its daemons spent since
+    times: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def play(self, phase: str, path: Path, changed: str) -> None:
+        wall, cpu, count = run(path, self.env)
+        if self.cpu_extra is not None:
+            cpu += self.cpu_extra()
+        if changed == "none" and count:
+            raise RuntimeError(f"{self.name} {phase}: changed={count}, expected 0")
+        if changed == "some" and not count:
+            raise RuntimeError(f"{self.name} {phase}: nothing changed")
+        self.times.setdefault(phase, []).append((wall, cpu))
+
+
+def playbook(prefix: str, defaults: str, subnet: str, port: int, extra: str) -> str:
+    """The fleet play; ``prefix`` is ``berth.engine.`` or ``community.docker.docker_``."""
+    berth = prefix.startswith("berth")
+    ipam = f"subnet: {subnet}" if berth else f"ipam_config: [{{subnet: {subnet}}}]"
     return f"""- hosts: localhost
   connection: local
   gather_facts: false
@@ -53,8 +91,7 @@ def playbook(prefix: str, subnet: str, defaults: str, image: str, extra: str) ->
     - name: network
       {prefix}network:
         name: benchnet
-        {'subnet: ' + subnet if prefix.startswith('berth') else
-         'ipam_config: [{subnet: ' + subnet + '}]'}
+        {ipam}
     - name: volumes
       {prefix}volume:
         name: "benchvol{{{{ item }}}}"
@@ -62,177 +99,321 @@ def playbook(prefix: str, subnet: str, defaults: str, image: str, extra: str) ->
     - name: containers
       {prefix}container:
         name: "bench{{{{ item }}}}"
-        image: {image}
+        image: bb:latest
         command: [sleep, "3600"]
-        network_mode: none
+        network_mode: benchnet
+        published_ports: ["127.0.0.1:{{{{ {port} + item }}}}:8080"]
         volumes: ["benchvol{{{{ item % {VOLUMES} }}}}:/data"]
         env: {{ROLE: bench, INDEX: "i{{{{ item }}}}"}}
-        labels: {{bench: "yes"}}
-        memory: 64m
+        labels: {{bench: "yes", index: "{{{{ item }}}}"}}
         stop_timeout: 1
         state: started
 {extra}      loop: "{{{{ range({CONTAINERS}) | list }}}}"
 """
 
 
+def removal(prefix: str, defaults: str) -> str:
+    return f"""- hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+{defaults}
+  tasks:
+    - name: containers
+      {prefix}container:
+        name: "bench{{{{ item }}}}"
+        state: absent
+        force_kill: true
+      loop: "{{{{ range({CONTAINERS}) | list }}}}"
+    - name: volumes
+      {prefix}volume:
+        name: "benchvol{{{{ item }}}}"
+        state: absent
+      loop: "{{{{ range({VOLUMES}) | list }}}}"
+    - name: network
+      {prefix}network:
+        name: benchnet
+        state: absent
+"""
+
+
+PING = f"""- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ping:
+      loop: "{{{{ range({CALLS}) | list }}}}"
+"""
+
+
 def env_for(work: Path, collections: list[Path]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "BERTH_"))}
+    # the SDK keeps its bytecode cache as an installed package does (a stale .pyc under
+    # PYTHONDONTWRITEBYTECODE would be compiled again by every module run)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ANSIBLE_", "BERTH_")) and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(ANSIBLE_COLLECTIONS_PATH=":".join(map(str, collections)),
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_PIPELINING="1", ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(work / "home"),
-               ANSIBLE_LOCAL_TEMP=str(work / "home" / "tmp"),
+               ANSIBLE_LOCAL_TEMP=str(work / "home" / "tmp"), ANSIBLE_GATHERING="explicit",
                PATH=f"{BIN}:{os.environ.get('PATH', '')}")
     return env
 
 
-def run(play: Path, env: dict[str, str]) -> tuple[float, int]:
-    """Wall time and the recap's changed count (a failed play raises)."""
-    import re
-
+def run(play: Path, env: dict[str, str]) -> tuple[float, float, int]:
+    """Wall time, CPU time of the process tree, and the recap's changed count."""
     t0 = time.perf_counter()
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", str(play)],
-                          capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - t0
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", "localhost,", str(play)],
+                                stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - t0
+        out.seek(0)
+        text = out.read()
     m = re.search(r"^localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0",
-                  proc.stdout, re.M)
+                  text, re.M)
     if proc.returncode != 0 or not m:
-        raise RuntimeError(f"{play.name} failed:\n{proc.stdout[-3000:]}{proc.stderr[-1000:]}")
-    return elapsed, int(m.group(1))
+        raise RuntimeError(f"{play.name} failed:\n{text[-4000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, int(m.group(1))
 
 
-def subnet() -> str:
-    return f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.0/24"
+def free_subnet(taken: list[str]) -> str:
+    from sdk.network.netlink import host_routes
+
+    used = [net for net, _ in host_routes()] + [IPv4Network(t) for t in taken]
+    while True:
+        net = IPv4Network(f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.0/24")
+        if not any(net.overlaps(u) for u in used):
+            return str(net)
 
 
-def bench_berth(work: Path, runs: int) -> dict[str, list[float]]:
+def free_ports(count: int) -> int:
+    """A base port such that ``base .. base+count-1`` are free on 127.0.0.1 now."""
+    while True:
+        base = 30000 + secrets.randbelow(20000)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+
+
+def collections_dir(work: Path) -> Path:
+    base = work / "collections"
+    (base / "ansible_collections" / "berth").mkdir(parents=True)
+    (base / "ansible_collections" / "berth" / "engine").symlink_to(REPO)
+    return base
+
+
+# ---- berth -------------------------------------------------------------------------------
+def berth_side(work: Path, subnet: str, port: int) -> tuple[Side, Any]:
     from sdk import Engine
 
+    work.mkdir(parents=True)
     root, config = work / "root", work / "daemon.json"
     engine = Engine(root=root, config=config)
     engine.images.import_image(str(busybox_tar()), repository="bb", tag="latest",
                                changes=['CMD ["sh"]'])
-    collections = work / "collections"
-    (collections / "ansible_collections" / "berth").mkdir(parents=True)
-    (collections / "ansible_collections" / "berth" / "engine").symlink_to(REPO)
     defaults = (f"    group/berth.engine.engine:\n      engine_root: {root}\n"
                 f"      engine_config: {config}\n")
-    play = work / "berth.yml"
-    play.write_text(playbook("berth.engine.", subnet(), defaults, "bb:latest",
-                             f"        cgroup_parent: {PARENT}\n"))
-    env = env_for(work, [collections])
-    try:
-        return measure(play, env, runs)
-    finally:
-        for doc in engine.tasks.all():
-            engine.tasks.remove(doc["Id"], force=True, volumes=True)
-        for net in engine.networks.list():
-            if net.name == "benchnet":
-                net.remove()
-        engine.close()
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
-            try:
-                (hierarchy / PARENT).rmdir()
-            except OSError:
-                pass
+    (work / "converge.yml").write_text(playbook(
+        "berth.engine.", defaults, subnet, port, f"        cgroup_parent: {PARENT}\n"))
+    (work / "remove.yml").write_text(removal("berth.engine.", defaults))
+    side = Side("berth.engine", work / "converge.yml", work / "remove.yml",
+                env_for(work, [collections_dir(work)]))
+    return side, engine
 
 
-def measure(play: Path, env: dict[str, str], runs: int) -> dict[str, list[float]]:
-    first, changed = run(play, env)
-    if changed == 0:
-        raise RuntimeError("the first run changed nothing")
-    again = []
-    for _ in range(runs):
-        elapsed, changed = run(play, env)
-        if changed:
-            raise RuntimeError(f"a re-run reported changed={changed}")
-        again.append(elapsed)
-    return {"first run (converge)": [first], "re-run (nothing to change)": again}
+def berth_cleanup(engine: Any) -> None:
+    """Whatever a failed run left: containers, the network (a host bridge), cgroups."""
+    for doc in engine.tasks.all():
+        engine.tasks.remove(doc["Id"], force=True, volumes=True)
+    for net in engine.networks.list():
+        if net.name == "benchnet":
+            net.remove()
+    engine.repair()           # the root's default bridge and orphan rules too
+    engine.close()
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        try:
+            (hierarchy / PARENT).rmdir()
+        except OSError:
+            pass
 
 
-def bench_docker(work: Path, runs: int, collections: list[Path]) -> dict[str, list[float]]:
-    sock = work / "docker.sock"
-    with open(work / "dockerd.log", "wb") as log:     # the child keeps its own fd
-        proc = subprocess.Popen(
-            ["dockerd", "--data-root", str(work / "docker"), "--exec-root",
-             str(work / "exec"), "-H", f"unix://{sock}", "--pidfile", str(work / "docker.pid"),
-             "--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-             "--containerd-namespace", "collbench", "--containerd-plugins-namespace",
-             "collbench-plugins"], stdout=log, stderr=log, start_new_session=True)
-    docker = ["docker", "-H", f"unix://{sock}"]
-    try:
+# ---- docker ------------------------------------------------------------------------------
+class Dockerd:
+    """A private dockerd under ``work``: no default bridge, no iptables; stopped by PID."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.sock = work / "docker.sock"
+        self.cli = ["docker", "-H", f"unix://{self.sock}"]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.work / "dockerd.log", "wb") as log:     # the child keeps its own fd
+            self.proc = subprocess.Popen(
+                ["dockerd", "--data-root", str(self.work / "data"), "--exec-root",
+                 str(self.work / "exec"), "-H", f"unix://{self.sock}", "--pidfile",
+                 str(self.work / "docker.pid"), "--bridge=none", "--iptables=false",
+                 "--ip6tables=false", "--ip-masq=false", "--containerd-namespace",
+                 "collbench", "--containerd-plugins-namespace", "collbench-plugins"],
+                stdout=log, stderr=log, start_new_session=True)
         for _ in range(300):
-            if subprocess.run([*docker, "version"], capture_output=True).returncode == 0:
+            if subprocess.run([*self.cli, "version"], capture_output=True).returncode == 0:
+                return
+            if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        else:
-            raise RuntimeError("dockerd did not start: " +
-                               (work / "dockerd.log").read_text()[-1000:])
-        subprocess.run([*docker, "import", "-c", 'CMD ["sh"]', str(busybox_tar()),
-                        "bb:latest"], check=True, capture_output=True)
-        defaults = (f"    group/community.docker.docker:\n"
-                    f"      docker_host: unix://{sock}\n")
-        play = work / "docker.yml"
-        play.write_text(playbook("community.docker.docker_", subnet(), defaults, "bb:latest",
-                                 "        pull: never\n"))
-        return measure(play, env_for(work, collections), runs)
-    finally:
-        subprocess.run(f"{' '.join(docker)} rm -f $({' '.join(docker)} ps -aq)", shell=True,
-                       capture_output=True)
-        proc.send_signal(signal.SIGTERM)
+        raise RuntimeError("dockerd did not start: " +
+                           (self.work / "dockerd.log").read_text()[-1500:])
+
+    def cpu(self) -> float:
+        """CPU seconds of dockerd and its children (containerd) so far."""
+        if self.proc is None:
+            return 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        total, todo = 0.0, [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        rm = subprocess.run([*self.cli, "ps", "-aq"], capture_output=True, text=True)
+        if rm.stdout.split():
+            subprocess.run([*self.cli, "rm", "-f", *rm.stdout.split()], capture_output=True)
+        # a network left behind keeps its bridge on the host after dockerd stops
+        subprocess.run([*self.cli, "network", "rm", "benchnet"], capture_output=True)
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        subprocess.run(["umount", "-R", str(work / "exec")], capture_output=True)
-        subprocess.run(["umount", "-R", str(work / "docker")], capture_output=True)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for mount in ("exec", "data"):
+            subprocess.run(["umount", "-R", str(self.work / mount)], capture_output=True)
 
 
-def has_community_docker(collections: list[Path]) -> bool:
-    return any((c / "ansible_collections" / "community" / "docker").is_dir()
-               for c in collections)
+def docker_side(work: Path, dockerd: Dockerd, subnet: str, port: int,
+                community: Path) -> Side:
+    subprocess.run([*dockerd.cli, "import", "-c", 'CMD ["sh"]', str(busybox_tar()),
+                    "bb:latest"], check=True, capture_output=True)
+    defaults = f"    group/community.docker.docker:\n      docker_host: unix://{dockerd.sock}\n"
+    (work / "converge.yml").write_text(playbook(
+        "community.docker.docker_", defaults, subnet, port, "        pull: never\n"))
+    (work / "remove.yml").write_text(removal("community.docker.docker_", defaults))
+    extra_cpu = {"last": dockerd.cpu()}
+
+    def daemon_cpu() -> float:
+        now = dockerd.cpu()
+        spent, extra_cpu["last"] = now - extra_cpu["last"], now
+        return spent
+
+    return Side("community.docker", work / "converge.yml", work / "remove.yml",
+                env_for(work, [collections_dir(work), community]), daemon_cpu)
+
+
+# ---- report ------------------------------------------------------------------------------
+def cell(samples: list[tuple[float, float]]) -> str:
+    walls = [w for w, _ in samples]
+    cpu = statistics.median(c for _, c in samples)
+    spread = f" ({min(walls):.1f}–{max(walls):.1f})" if len(walls) > 1 else ""
+    return f"{statistics.median(walls):.2f} s{spread}, CPU {cpu:.1f} s"
+
+
+def report(sides: list[Side], floor: list[tuple[float, float]], runs: int) -> None:
+    load = os.getloadavg()[0]
+    print(f"\n{CONTAINERS} containers (ports, env, volume, labels), {VOLUMES} volumes, "
+          f"1 network; {CALLS} module calls per playbook; wall time of ansible-playbook, "
+          f"median of {runs} re-runs (min–max); load average at the end {load:.1f}\n")
+    print("| | converge | re-run (nothing to change) | removal |")
+    print("|---|---:|---:|---:|")
+    for side in sides:
+        t = side.times
+        print(f"| {side.name} | {cell(t['converge'])} | {cell(t['re-run'])} | "
+              f"{cell(t['removal'])} |")
+    print(f"| floor: {CALLS} × ansible.builtin.ping | | {cell(floor)} | |")
+    if len(sides) == 2:
+        b, d = sides
+        for phase in ("converge", "re-run", "removal"):
+            wall = statistics.median(w for w, _ in b.times[phase]) / \
+                statistics.median(w for w, _ in d.times[phase])
+            cpu = statistics.median(c for _, c in b.times[phase]) / \
+                statistics.median(c for _, c in d.times[phase])
+            print(f"\n{phase}: berth/docker wall {wall:.2f}x, CPU {cpu:.2f}x", end="")
+        # paired per round: both ran back to back under the same load
+        pairs = [bw / dw for (bw, _), (dw, _) in
+                 zip(b.times["re-run"], d.times["re-run"], strict=True)]
+        print(f"\nre-run, per-round ratios: {', '.join(f'{r:.2f}' for r in pairs)} "
+              f"(target <= 0.5x)")
+        f = statistics.median(w for w, _ in floor)
+        over_b = statistics.median(w for w, _ in b.times["re-run"]) - f
+        over_d = statistics.median(w for w, _ in d.times["re-run"]) - f
+        print(f"re-run above the ping floor: berth {over_b:.2f} s, docker {over_d:.2f} s "
+              f"({over_b / over_d if over_d > 0 else float('nan'):.2f}x)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3, help="idempotent re-runs")
-    parser.add_argument("--docker", action="store_true",
-                        help="also community.docker against a private dockerd")
-    parser.add_argument("--docker-collections", default=os.environ.get(
-        "ANSIBLE_COLLECTIONS_PATH", ""), help="collections path holding community.docker")
+    parser.add_argument("--runs", type=int, default=5, help="idempotent re-runs")
+    parser.add_argument("--no-docker", action="store_true",
+                        help="berth.engine only (no community.docker side)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/collection.py: run as root")
         return 1
-    results: dict[str, dict[str, list[float]]] = {}
     work = Path(tempfile.mkdtemp(prefix="berth-collbench-"))
+    engine = None
+    dockerd = Dockerd(work / "docker")
     try:
-        results["berth.engine"] = bench_berth(work / "berth", args.runs)
-        if args.docker:
-            cols = [Path(p) for p in args.docker_collections.split(":") if p]
+        base = free_ports(2 * CONTAINERS)
+        subnets: list[str] = []
+        subnets += [free_subnet(subnets)]
+        subnets += [free_subnet(subnets)]
+        berth, engine = berth_side(work / "berth", subnets[0], base)
+        sides = [berth]
+        if not args.no_docker:
             if not shutil.which("dockerd"):
-                print("skipped community.docker: dockerd is not installed")
-            elif not has_community_docker(cols):
-                print("skipped community.docker: not found in --docker-collections")
-            else:
-                (work / "docker").mkdir()
-                results["community.docker"] = bench_docker(work / "docker", args.runs, cols)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{CONTAINERS} containers, {VOLUMES} volumes, 1 network; wall time of "
-          f"ansible-playbook (median of {args.runs} re-runs)\n")
-    print("| collection | first run (converge) | re-run (nothing to change) |")
-    print("|---|---|---|")
-    import statistics
+                raise SystemExit("dockerd is not installed (or use --no-docker)")
+            from tests.e2e.community_docker import community_docker
 
-    for name, r in results.items():
-        print(f"| {name} | {r['first run (converge)'][0]:.2f} s | "
-              f"{statistics.median(r['re-run (nothing to change)']):.2f} s |")
-    if len(results) == 2:
-        ratio = statistics.median(results["berth.engine"]["re-run (nothing to change)"]) / \
-            statistics.median(results["community.docker"]["re-run (nothing to change)"])
-        print(f"\nre-run berth/docker: {ratio:.2f}x (target <= 0.5x)")
+            community = community_docker()
+            (work / "docker").mkdir()
+            dockerd.start()
+            sides.append(docker_side(work / "docker", dockerd, subnets[1],
+                                     base + CONTAINERS, community))
+        (work / "ping.yml").write_text(PING)
+        ping_env = env_for(work / "ping", [])
+        floor: list[tuple[float, float]] = []
+        for side in sides:
+            side.play("converge", side.converge, "some")
+        for i in range(args.runs):
+            for side in (sides if i % 2 == 0 else sides[::-1]):
+                side.play("re-run", side.converge, "none")
+            wall, cpu, _ = run(work / "ping.yml", ping_env)
+            floor.append((wall, cpu))
+        for side in sides:
+            side.play("removal", side.remove, "some")
+        report(sides, floor, args.runs)
+    finally:
+        try:
+            dockerd.stop()
+        finally:
+            if engine is not None:
+                berth_cleanup(engine)
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -14,26 +14,26 @@ description:
     are what the engine itself would build from the task and the image, so defaults that
     come from the image (env, labels, volumes, working dir, user...) never count as
     differences. Only options the task sets are compared.
-  - When a container is re-created, RV(msg) and RV(diff) name every differing option with
-    its expected and actual value.
+  - When a container is re-created, RV(msg), RV(differences) and the diff name every
+    differing option with its expected and actual value.
   - The image is compared by ID, so a re-tagged or newly imported image re-creates the
     container.
 author:
   - berth developers
 extends_documentation_fragment:
   - berth.engine.engine
+  - berth.engine.attributes
+  - berth.engine.attributes.actiongroup_engine
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
-      - With O(pull=always), check mode cannot know whether the registry has a newer image
-        and predicts no change from the pull itself.
+      - A pull (O(pull=always), or a missing image) is predicted by asking the registry
+        which image the tag names (a C(HEAD) of the manifest, the manifest when its
+        digest is not the local image's); nothing is downloaded.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: partial
     details:
       - Not idempotent with O(state=restarted), O(recreate=true), O(restart=true), or
@@ -100,7 +100,7 @@ options:
     type: bool
     default: true
   output_logs:
-    description: With O(detach=false), return the container's output in RV(container.Output).
+    description: With O(detach=false), return the container's output in C(container.Output).
     type: bool
     default: false
   healthy_wait_timeout:
@@ -428,6 +428,7 @@ class ContainerManager:
         self.name = self.p["name"]
         self.engine = m.engine
         self.result = {"changed": False, "container": {}, "differences": []}
+        self._image = None      # the image object read once per run (local_image)
 
     # ---- lookups ----------------------------------------------------------------------
     def find(self):
@@ -438,13 +439,18 @@ class ContainerManager:
         except NotFound:
             return None
 
-    def local_image_id(self, ref):
+    def local_image(self, ref):
         from sdk.errors import NotFound
 
         try:
-            return self.engine.images.get(ref).id
+            self._image = self.engine.images.get(ref)
         except NotFound:
             return None
+        return self._image
+
+    def local_image_id(self, ref):
+        image = self.local_image(ref)
+        return image.id if image is not None else None
 
     def image(self, existing):
         """(reference, local ID or None when check mode would pull it)."""
@@ -456,12 +462,15 @@ class ContainerManager:
                 raise InvalidArgument(f"image is required to create container {self.name}")
             return existing.attrs["Config"].get("Image") or existing.attrs["Image"], \
                 existing.attrs["Image"]
-        image_id = self.local_image_id(ref)
+        image = self.local_image(ref)
+        image_id = image.id if image is not None else None
         pull = self.p["pull"]
         if pull == "never" and image_id is None:
             raise InvalidArgument(f"image {ref} is not on the engine and pull=never")
         if pull == "always" or image_id is None:
-            image_id = self.pull(ref, image_id)
+            new_id = self.pull(ref, image_id)
+            if new_id != image_id:
+                image_id, self._image = new_id, None
         return ref, image_id
 
     def pull(self, ref, image_id):
@@ -476,21 +485,35 @@ class ContainerManager:
                 if image_id is None else
                 "pull=always needs a berth version whose SDK can pull (no images.pull)")
         if self.m.check_mode:
+            # the registry says which image a pull would bring (nothing is downloaded)
+            from ansible_collections.berth.engine.plugins.module_utils.registry_digest import (
+                predict_pull,
+            )
+
+            prediction = predict_pull(self.engine, ref, image_id)
+            if not prediction.changes:
+                return image_id
             self.m.actions.append(f"pull image {ref}")
-            return image_id
+            return prediction.image_id
         repository, tag = _split_tag(ref)
         pulled = method(repository, tag=tag)
         new_id = getattr(pulled, "id", None) or self.local_image_id(ref)
-        self.m.actions.append(f"pull image {ref}")
-        if new_id != image_id:
-            self.result["changed"] = True
+        if new_id != image_id:      # the same image again is no change (idempotent)
+            self.m.actions.append(f"pull image {ref}")
         return new_id
 
     # ---- comparison ---------------------------------------------------------------------
     def expected(self, ref, image_id, kwargs):
+        """(Config, HostConfig) the engine would build, or None when the image is not
+        local (check mode predicting a pull): then only the image ID is compared."""
         from sdk.containers.options import build_configs
 
-        image_config = self.engine.images.get(image_id).attrs.get("Config") or {}
+        image = self._image
+        if image is None or image.id != image_id:
+            image = self.local_image(image_id)
+            if image is None:
+                return None
+        image_config = image.attrs.get("Config") or {}
         rest = {k: v for k, v in kwargs.items() if k != "command"}
         return build_configs(ref, image_config, kwargs.get("command"), rest)
 
@@ -567,6 +590,10 @@ class ContainerManager:
             kwargs.pop("stop_timeout")
         # validate every option (and learn the expected config) before changing anything
         expected = self.expected(image_ref, image_id, kwargs) if image_id else None
+        if expected is None and image_id and not self.m.check_mode:
+            from sdk.errors import ImageNotFound
+
+            raise ImageNotFound(f"image {image_ref} ({image_id}) is not on the engine")
         state = p["state"]
         container = existing
         was_running = existing is not None and existing.status in RUNNING
@@ -610,7 +637,7 @@ class ContainerManager:
         if self.m.actions:
             self.result["changed"] = True
         self.result["msg"] = "; ".join(msgs) or f"container {self.name} is up to date"
-        if container is not None and not self.m.check_mode:
+        if container is not None and not self.m.check_mode and self.m.actions:
             container.reload()
         if container is not None:
             self.result["container"] = container.attrs

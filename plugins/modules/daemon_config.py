@@ -20,26 +20,20 @@ description:
     Options left unset are not managed.
 author:
   - berth developers
-requirements:
-  - The berth SDK (Python package C(sdk) of berth-engine) on the managed host; the
-    P(berth.engine.engine#role) role installs it.
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
+extends_documentation_fragment:
+  - berth.engine.engine
+  - berth.engine.attributes
+  - berth.engine.attributes.actiongroup_engine
+  - berth.engine.attributes.full_support
 options:
   path:
     description:
       - The daemon.json to manage.
-      - When unset, the E(BERTH_CONFIG) environment variable, else C(/etc/berth/daemon.json).
+      - When unset, O(engine_config) (so C(module_defaults) of the
+        C(group/berth.engine.engine) group apply), else the E(BERTH_CONFIG) environment
+        variable, else C(/etc/berth/daemon.json).
+      - O(engine_root) is accepted for the same reason and not used.
     type: path
-    default: /etc/berth/daemon.json
   purge:
     description:
       - Remove every key the task does not set.
@@ -341,9 +335,10 @@ backup_file:
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.berth.engine.plugins.module_utils.common import (
+    ENGINE_ARGUMENT_SPEC,
     HAS_SDK,
     SDK_IMPORT_ERROR,
     atomic_write,
@@ -398,8 +393,8 @@ DEFAULT_PATH = "/etc/berth/daemon.json"
 
 def _argument_spec():
     spec = {
-        "path": {"type": "path", "default": DEFAULT_PATH,
-                 "fallback": (env_fallback, ["BERTH_CONFIG"])},
+        **ENGINE_ARGUMENT_SPEC,
+        "path": {"type": "path"},
         "purge": {"type": "bool", "default": False},
         "backup": {"type": "bool", "default": False},
     }
@@ -454,7 +449,7 @@ def main():
     from sdk.config import BY_KEY, validate_config_dict
     from sdk.errors import SdkError
 
-    path = module.params["path"]
+    path = module.params["path"] or module.params["engine_config"] or DEFAULT_PATH
     current, text = _read(module, path)
     desired = {} if module.params["purge"] or current is None else dict(current)
     for name, key, _kind, _elements in KEYS:

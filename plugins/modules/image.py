@@ -18,18 +18,21 @@ author:
   - berth developers
 extends_documentation_fragment:
   - berth.engine.engine
+  - berth.engine.attributes
+  - berth.engine.attributes.actiongroup_engine
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: partial
     details:
-      - Builds are predicted from the context hash; a pull with O(force_source=true), a push
-        and a load are predicted as changes.
+      - Pulls ask the registry without downloading anything (a C(HEAD) of the manifest,
+        and the manifest itself when its digest is not the local image's). With
+        O(force_source=true) a pull is predicted as a change only when it would give the
+        name another image ID; a tag missing from the registry fails as the pull would.
+      - Builds are predicted from the context hash; a push, a load and an import with
+        O(force_source=true) are predicted as changes.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: partial
     details:
       - O(force_source=true) pulls and loads again (a change only when the ID moves);
@@ -150,6 +153,12 @@ image:
   returned: always
   type: dict
   sample: {"Id": "sha256:53e8...", "RepoTags": ["busybox:latest"]}
+registry_digest:
+  description: The manifest digest the registry has for O(name) (what a pull would record
+    in RepoDigests).
+  returned: in check mode, when the task would pull
+  type: str
+  sample: sha256:6d9ac9237a84afe1516540f40a0fafdc86859b2141954b4d643af7066d598b74
 actions:
   description: What the task did (would do, in check mode).
   returned: always
@@ -279,7 +288,16 @@ class ImageManager:
             return existing
         pull = require_method(self.images, "pull", "pulling images")
         if self.m.check_mode:
-            self.m.actions.append(f"pull image {self.name}")
+            # ask the registry: a pull that would not move the ID is no change
+            from ansible_collections.berth.engine.plugins.module_utils.registry_digest import (
+                predict_pull,
+            )
+
+            prediction = predict_pull(self.m.engine, self.name,
+                                      existing.id if existing is not None else None)
+            self.result["registry_digest"] = prediction.digest
+            if prediction.changes:
+                self.m.actions.append(f"pull image {self.name}")
             return existing
         repository, tag = split_tag(self.name)
         image = pull(repository, tag=tag)

@@ -18,16 +18,15 @@ author:
   - berth developers
 extends_documentation_fragment:
   - berth.engine.engine
+  - berth.engine.attributes
+  - berth.engine.attributes.actiongroup_engine
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode verifies the credentials with the registry but writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: partial
     details: Not idempotent with O(reauthorize=true).
 options:

@@ -23,16 +23,9 @@ author:
   - berth developers
 extends_documentation_fragment:
   - berth.engine.engine
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
+  - berth.engine.attributes
+  - berth.engine.attributes.actiongroup_engine
+  - berth.engine.attributes.full_support
 options:
   name:
     description:

@@ -25,17 +25,16 @@ author:
   - berth developers
 extends_documentation_fragment:
   - berth.engine.engine
+  - berth.engine.attributes
+  - berth.engine.attributes.actiongroup_engine
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The proxy password is masked and passwords never appear; a changed password
       shows as C(password USER).
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: full
 options:
   name:
@@ -82,10 +81,9 @@ options:
         type: str
         required: true
       password:
-        description: Password.
+        description: Password (never logged or returned).
         type: str
         required: true
-        no_log: true
   realm:
     description:
       - Realm of the Basic authentication.

@@ -16,15 +16,14 @@ author:
   - berth developers
 extends_documentation_fragment:
   - berth.engine.engine
+  - berth.engine.attributes
+  - berth.engine.attributes.actiongroup_engine
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: partial
     details: Not idempotent with O(recreate=always).
 options:
