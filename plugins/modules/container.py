@@ -309,8 +309,10 @@ options:
     description: Remove the container when it exits.
     type: bool
 notes:
-  - Resource limits are applied by re-creating the container (the engine has no in-place
-    update yet).
+  - When only resource limits (O(memory), O(memory_swap), O(memory_reservation), O(cpus),
+    O(cpu_shares), O(cpuset_cpus), O(pids_limit)) or the restart policy differ, the
+    container is updated in place, as C(docker update) does, and keeps running; any other
+    difference re-creates it.
   - Networks other than O(network_mode) are not managed yet.
 """
 
@@ -604,7 +606,20 @@ class ContainerManager:
             self.result["differences"] = [
                 {"option": d.option, "expected": d.expected, "actual": d.actual}
                 for d in diffs]
-            if diffs or p["recreate"]:
+            if diffs and not p["recreate"] and expected is not None and \
+                    all(d.option in IN_PLACE for d in diffs):
+                # limits and the restart policy change in place (docker update): the
+                # container keeps running, with the same ID and the same processes
+                host = expected[1]
+                changes = {IN_PLACE[d.option]: host.get(IN_PLACE[d.option]) for d in diffs}
+                if "PidsLimit" in changes and not changes["PidsLimit"]:
+                    changes["PidsLimit"] = -1          # back to unlimited
+                self.m.act(f"update container {self.name}",
+                           lambda: self.engine.tasks.update(existing.id, changes))
+                msgs.append(f"updated container {self.name} in place: {explain(diffs)}")
+                if self.m.module._diff:
+                    self.result["diff"] = diff_result(diffs)
+            elif diffs or p["recreate"]:
                 why = explain(diffs) if diffs else "recreate=true"
                 self.remove(existing)
                 container = self.create(image_ref, kwargs)
@@ -687,6 +702,13 @@ class ContainerManager:
             self.m.fail(f"container {self.name} exited with status {status}" +
                         (f": {output.strip()[-2000:]}" if output.strip() else ""),
                         status=status, container=self.result["container"], changed=True)
+
+
+# options the engine changes on a live container (docker update) -> HostConfig key
+IN_PLACE = {"memory": "Memory", "memory_swap": "MemorySwap",
+            "memory_reservation": "MemoryReservation", "cpus": "NanoCpus",
+            "cpu_shares": "CpuShares", "cpuset_cpus": "CpusetCpus", "pids_limit": "PidsLimit",
+            "restart_policy": "RestartPolicy"}
 
 
 def _kill_wait(container):

@@ -98,6 +98,11 @@ def update(tasks: TaskService, ref: str, changes: Mapping[str, Any]) -> list[str
         # only the fields asked for: Cgroup.update writes the non-zero ones (a negative
         # pids limit or memory-swap, "unlimited", is non-zero too)
         delta = resources_of(changed_resources)
+        if delta.memory > 0 and "MemorySwap" not in wanted and not host.get("MemorySwap"):
+            # the swap limit was docker's default (as much swap as memory): it follows
+            from dataclasses import replace
+
+            delta = replace(delta, memory_swap=2 * delta.memory)
         if delta != Resources():
             try:
                 tasks.cgroup_of(doc).update(delta)

@@ -122,3 +122,19 @@ def test_cli_update(berth: Cli, engine: Engine) -> None:
     p = berth("update", "--pids-limit", "40", "u1", "nosuch")
     assert p.returncode == 1 and "No such container: nosuch" in p.stderr
     assert pids(cid) == "40"
+
+
+def test_default_swap_follows_a_memory_update(engine: Engine, busybox: str) -> None:
+    """Without --memory-swap the swap limit is docker's default (as much swap as memory):
+    raising the memory limit raises it too, where an explicit one must be raised by hand."""
+    c = engine.containers.run("busybox", ["sleep", "300"], detach=True, mem_limit="32m",
+                              network_mode="none")
+    c.update(mem_limit="128m")
+    assert memory(c.id) == 128 << 20
+    c.reload()
+    assert (c.attrs["HostConfig"]["Memory"], c.attrs["HostConfig"]["MemorySwap"]) == \
+        (128 << 20, 0)
+    if not V2:
+        swap = Path("/sys/fs/cgroup/memory/berth") / c.id / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            assert int(swap.read_text()) == 256 << 20
