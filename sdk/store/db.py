@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -171,12 +172,28 @@ class Database:
         return str(row[0]) if row else ""
 
     def _migrate(self) -> None:
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         # every statement is idempotent (IF NOT EXISTS), so concurrent first opens agree
         self.conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         with self.write():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
                               (schema_version(),))
+
+    def _enable_wal(self) -> None:
+        """``PRAGMA journal_mode=WAL``, retried: switching needs an exclusive lock, and
+        SQLite answers "database is locked" at once, without the busy handler, while
+        another process creating the same new database holds one (parallel first use)."""
+        delay = 0.005
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

@@ -116,3 +116,37 @@ def test_bulk_decoding_matches_plain_json(count: int) -> None:
     texts = [dumps(record(f"{i:064x}", f"c{i}")) for i in range(count)]
     texts.append('{"lone":"\\udcff"}')        # orjson refuses lone surrogates; json does not
     assert loads_many(texts) == [json.loads(t) for t in texts]
+
+
+def test_parallel_first_opens_of_a_new_database(tmp_path: Path) -> None:
+    """Processes opening a database that does not exist yet, all at the same instant, all
+    get a working WAL database (switching to WAL used to fail at once with "database is
+    locked" in all but one)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        path = tmp_path / f"new{attempt}.db"
+        go, results = ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_open_and_write, args=(str(path), i, go, results))
+                 for i in range(8)]
+        for proc in procs:
+            proc.start()
+        go.set()
+        outcomes = sorted(results.get(timeout=60) for _ in procs)
+        for proc in procs:
+            proc.join(timeout=60)
+        assert outcomes == ["wal"] * 8
+        assert Database(path).one("SELECT count(*) AS n FROM meta WHERE key LIKE 'k%'")["n"] == 8
+
+
+def _open_and_write(path: str, i: int, go: object, results: object) -> None:
+    go.wait()  # type: ignore[attr-defined]
+    try:
+        db = Database(Path(path))
+        with db.write() as conn:
+            conn.execute("INSERT INTO meta VALUES (?, ?)", (f"k{i}", str(i)))
+        results.put(str(db.one("PRAGMA journal_mode")[0]))  # type: ignore[attr-defined]
+        db.close()
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put(f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
