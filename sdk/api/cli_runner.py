@@ -39,12 +39,15 @@ def serve_one(listener: socket.socket, closers: list[socket.socket],
             os.environ["BERTH_CONFIG"] = config
         code = _run(conn)
     finally:
+        for stream in (sys.stdout, sys.stderr):   # all output first, then the exit code:
+            try:                                  # the client exits when it has it
+                stream.flush()
+            except (OSError, ValueError):
+                pass
         try:
             conn.sendall(struct.pack(">i", code))
         except OSError:
             pass
-        sys.stdout.flush()
-        sys.stderr.flush()
         os._exit(code & 0xFF)
 
 

@@ -178,6 +178,13 @@ def _preload() -> None:
         except ImportError:
             continue
     _warm_caches()
+    # everything loaded so far lives as long as the helper: keep it out of the cyclic
+    # GC, whose scans would write to every object and so copy every page into each
+    # forked command (copy-on-write)
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _warm_caches() -> None:

@@ -149,10 +149,33 @@ def main(argv: list[str] | None = None) -> int:
     trace.reset()
     trace.mark(f"start {name}")
     try:
-        return run_command(lambda: _dispatch(name, args[1:]), name)
+        code = run_command(lambda: _dispatch(name, args[1:]), name)
     finally:
         trace.mark("done")
         trace.report()
+    if argv is None:          # a real command line: nothing needs the interpreter after
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown (10-40 ms of freeing every object):
+    atexit handlers run and output is flushed first; with other threads still alive
+    the normal exit (which waits for them) is kept."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:           # `berth ... | head`: as with SIGPIPE
+            code = 141
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
 
 
 if __name__ == "__main__":
