@@ -41,7 +41,7 @@ from sdk.runtime.spawn_process import (
     restore_signals,
 )
 from sdk.runtime.spawn_tty import bind_console, open_pty, receive_master, send_master
-from sdk.runtime.spec import Device, NamespaceMode, Process, RuntimeSpec
+from sdk.runtime.spec import Device, Mount, NamespaceMode, Process, RuntimeSpec
 
 SETUP_TIMEOUT = 60.0          # seconds from "go" to exec before the child is killed
 SIOCGIFFLAGS = 0x8913
@@ -136,11 +136,30 @@ class _Plan:
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     join: dict[str, int] = field(default_factory=dict)   # "net"/"ipc"/"pid" -> ns fd
+    # mounts made before / after the child is in its cgroups (see handshake's early_go)
+    early_mounts: tuple[Mount, ...] = ()
+    late_mounts: tuple[Mount, ...] = ()
+
+    @property
+    def early_go(self) -> bool:
+        return bool(self.early_mounts)
 
     def close(self) -> None:
         for fd in self.join.values():
             os.close(fd)
         self.join.clear()
+
+
+def split_mounts(mounts: tuple[Mount, ...]) -> tuple[tuple[Mount, ...], tuple[Mount, ...]]:
+    """(mounts that need no cgroup, the cgroup mounts): the first go up while the caller
+    joins the child to its cgroups.  ((), mounts) (all after joining, as before) when a
+    mount lies under a cgroup mount, whose order must then be kept."""
+    late = tuple(m for m in mounts if m.kind == "cgroup")
+    early = tuple(m for m in mounts if m.kind != "cgroup")
+    tops = [m.target.rstrip("/") + "/" for m in late]
+    if any(m.target.startswith(top) for m in early for top in tops):
+        return (), mounts
+    return early, late
 
 
 def _prepare(spec: RuntimeSpec) -> _Plan:
@@ -157,6 +176,7 @@ def _prepare(spec: RuntimeSpec) -> _Plan:
     if not privileged:
         plan.masked_paths = expand_globs(spec.masked_paths)
         plan.readonly_paths = expand_globs(spec.readonly_paths)
+    plan.early_mounts, plan.late_mounts = split_mounts(spec.mounts)
     try:
         for name, mode, path in (("net", ns.net, ns.net_path), ("ipc", ns.ipc, ns.ipc_path),
                                  ("pid", ns.pid, ns.pid_path)):
@@ -239,7 +259,8 @@ def _child(spec: RuntimeSpec, stdio: Stdio, plan: _Plan, fds: _ChildFds) -> None
             _lo_up()
         if os.read(fds.sync_r, 1) != b"g":   # the caller failed or died: just go away
             os._exit(125)
-        os.close(fds.sync_r)
+        if not plan.early_go:
+            os.close(fds.sync_r)
         check_parent(fds.parent_pidfd)
         os.umask(0o022)
 
@@ -248,7 +269,7 @@ def _child(spec: RuntimeSpec, stdio: Stdio, plan: _Plan, fds: _ChildFds) -> None
             if name in plan.join:
                 stage = f"join {name} namespace"
                 linux.setns(plan.join[name], flag)
-        if ns.cgroup == NamespaceMode.NEW:
+        if ns.cgroup == NamespaceMode.NEW and not plan.early_go:
             stage = "cgroup namespace"
             linux.unshare(linux.CLONE_NEWCGROUP)
         if ns.uts == NamespaceMode.NEW:
@@ -269,8 +290,12 @@ def _child(spec: RuntimeSpec, stdio: Stdio, plan: _Plan, fds: _ChildFds) -> None
         stage = "rootfs"
         rootfs.make_rslave()
         root_fd = rootfs.mount_rootfs(spec.rootfs)
-        rootfs.Mounter(root_fd, privileged=spec.privileged, cgroups=plan.cgroups,
-                       cgroupns=ns.cgroup == NamespaceMode.NEW).mount_all(spec.mounts)
+        mounter = rootfs.Mounter(root_fd, privileged=spec.privileged, cgroups=plan.cgroups,
+                                 cgroupns=ns.cgroup == NamespaceMode.NEW)
+        # with early_go, everything up to pivot_root but the cgroup mounts is done while
+        # the caller joins us to our cgroups; none of it depends on them (device nodes
+        # are made, not opened; /proc and /sys paths are masked by bind mounts)
+        mounter.mount_all(plan.early_mounts if plan.early_go else spec.mounts)
         stage = "devices"
         rootfs.create_devices(root_fd, plan.devices)
         rootfs.create_dev_symlinks(root_fd)
@@ -290,6 +315,16 @@ def _child(spec: RuntimeSpec, stdio: Stdio, plan: _Plan, fds: _ChildFds) -> None
             rootfs.mask_paths(root_fd, plan.masked_paths)
         stage = "working directory"
         rootfs.create_workdir(root_fd, process.cwd)   # before a read-only remount
+        if plan.early_go:
+            stage = "joining the cgroups"
+            if os.read(fds.sync_r, 1) != b"c":   # the caller could not: go away
+                os._exit(125)
+            os.close(fds.sync_r)
+            if ns.cgroup == NamespaceMode.NEW:   # rooted at the cgroups we are now in
+                stage = "cgroup namespace"
+                linux.unshare(linux.CLONE_NEWCGROUP)
+            stage = "rootfs"
+            mounter.mount_all(plan.late_mounts)
         stage = "pivot_root"
         rootfs.pivot(root_fd)
         os.close(root_fd)
@@ -339,20 +374,35 @@ def reap(pid: int) -> None:
 
 
 def handshake(pid: int, sync_w: int, err_r: int, tty_sock: socket.socket | None,
-              on_created: Callable[[int], None] | None) -> Started:
+              on_created: Callable[[int], None] | None, *, early_go: bool = False
+              ) -> Started:
     """The caller's half of the protocol, shared with exec_in: on_created, "go",
-    then the child's report (or EOF = exec done) and the pty master."""
+    then the child's report (or EOF = exec done) and the pty master.
+
+    ``early_go``: "g" goes first, so the child mounts its rootfs while ``on_created``
+    joins it to its cgroups (the first cgroup v1 migration waits for an RCU grace
+    period, ~10 ms); "c" then tells it it is in them, and only then does it enter its
+    cgroup namespace, mount /sys/fs/cgroup and go on towards exec."""
     try:
         try:
+            if early_go:
+                os.write(sync_w, b"g")
             if on_created is not None:
                 on_created(pid)
             trace.mark("cgroup join + network attach")
-            os.write(sync_w, b"g")
+            os.write(sync_w, b"c" if early_go else b"g")
         except BaseException:
+            os.close(sync_w)
+            sync_w = -1
+            # a child that failed first explains why better than our ESRCH does
+            data = wait_report(err_r, pid) if early_go else b""
             reap(pid)
+            if data:
+                raise to_error(data) from None
             raise
         finally:
-            os.close(sync_w)
+            if sync_w >= 0:
+                os.close(sync_w)
         data = wait_report(err_r, pid)
         trace.mark("container setup until exec")
         master = receive_master(tty_sock) if tty_sock is not None else None
@@ -426,7 +476,7 @@ def start(spec: RuntimeSpec, stdio: Stdio, *, on_created: Callable[[int], None] 
         os.close(pidfd)
     plan.close()
     trace.mark("clone")
-    return handshake(pid, sync_w, err_r, parent_sock, on_created)
+    return handshake(pid, sync_w, err_r, parent_sock, on_created, early_go=plan.early_go)
 
 
 __all__ = ["Stdio", "Started", "start", "handshake", "reap"]
