@@ -19,16 +19,18 @@ MAX_REQUEST = 1 << 20
 
 
 def serve_one(listener: socket.socket, closers: list[socket.socket],
-              root: str | None, config: str | None) -> None:
-    """Accept one connection and fork its runner; the helper returns at once."""
+              root: str | None, config: str | None) -> bool:
+    """Accept one connection and fork its runner; the helper returns at once, with
+    whether the command starts a container (see ``warm_cgroups``)."""
     try:
         conn, _ = listener.accept()
     except OSError:
-        return
+        return False
+    starts = _starts_a_container(conn)
     pid = os.fork()
     if pid != 0:
         conn.close()
-        return
+        return starts
     code = 125
     try:
         for s in closers:
@@ -49,6 +51,42 @@ def serve_one(listener: socket.socket, closers: list[socket.socket],
         except OSError:
             pass
         os._exit(code & 0xFF)
+
+
+# commands whose runner joins a new process to a container's cgroups
+STARTING = (b'"run"', b'"start"', b'"restart"', b'"exec"')
+
+
+def _starts_a_container(conn: socket.socket) -> bool:
+    """From the request's first bytes, peeked (the runner still reads all of it); the
+    client sends them right after connecting, so this waits a few ms at most."""
+    import select
+
+    try:
+        if not select.select([conn], [], [], 0.02)[0]:
+            return False
+        head = conn.recv(48, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return False
+    verb = head[4:].partition(b"[")[2].partition(b",")[0].partition(b"]")[0]
+    return verb in STARTING
+
+
+_PROCS_FILE: list[str | None] = []
+# how long after forking a container-starting command the helper keeps the cgroup lock
+# warm: past the runner's engine, record, cgroup creation and clone (~25 ms)
+WARM_SECONDS = 0.06
+WARM_EVERY = 0.004
+
+
+def warm_cgroups() -> None:
+    """One no-op migration of the helper (see sdk.runtime.cgroup_warmup); repeated every
+    few ms while a runner heads for its container's first cgroup join."""
+    from sdk.runtime import cgroup_warmup
+
+    if not _PROCS_FILE:
+        _PROCS_FILE.append(cgroup_warmup.own_procs_file())
+    cgroup_warmup.warm_up(_PROCS_FILE[0])
 
 
 def reap() -> None:

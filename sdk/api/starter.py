@@ -105,15 +105,23 @@ def _serve(sock: socket.socket, root: str | None, config: str | None,
     if cli_listener is not None:
         _preload()
         sel.register(cli_listener, selectors.EVENT_READ, "cli")
+    import time
+
+    warm_until = 0.0
     while True:
-        for key, _ in sel.select(timeout=1.0):
+        warming = time.monotonic() < warm_until
+        for key, _ in sel.select(timeout=cli_runner.WARM_EVERY if warming else 1.0):
             if key.data == "cli":
-                cli_runner.serve_one(cli_listener, [sock], root, config)  # type: ignore[arg-type]
+                if cli_runner.serve_one(cli_listener, [sock], root,  # type: ignore[arg-type]
+                                        config):
+                    warm_until = time.monotonic() + cli_runner.WARM_SECONDS
                 continue
             line = reader.readline()
             if not line:
                 return
             sock.sendall(json.dumps(_start(engine, json.loads(line))).encode() + b"\n")
+        if time.monotonic() < warm_until:
+            cli_runner.warm_cgroups()
         cli_runner.reap()
 
 
