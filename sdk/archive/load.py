@@ -252,7 +252,7 @@ def _manifest_of(service: ImageService, img: _Verified,
 
 def _record(service: ImageService, verified: list[_Verified], chains: list[list[LayerRecord]],
             new_layers: list[LayerRecord]) -> list[LoadedImage]:
-    from sdk.images.service import now_rfc3339
+    from sdk._internal.timefmt import now_rfc3339
 
     rows = []
     for img, chain in zip(verified, chains, strict=True):

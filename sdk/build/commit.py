@@ -18,10 +18,11 @@ def commit(engine: Engine, ref: str, *, repository: str | None = None,
            author: str = "", message: str = "", changes: list[str] | None = None,
            pause: bool = True) -> str:
     from sdk._internal.arch import goarch
+    from sdk._internal.timefmt import now_rfc3339
     from sdk.build.layer import write_tree_layer, write_upper_layer
     from sdk.errors import InvalidArgument
     from sdk.images.changes import apply_changes
-    from sdk.images.service import normalize_tag, now_rfc3339
+    from sdk.images.service import normalize_tag
 
     if repository:
         normalize_tag(repository)

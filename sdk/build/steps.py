@@ -104,7 +104,7 @@ class StepBase:
     def _commit(self, stage: Stage, created_by: str, layer: LayerRecord | None, *,
                 key: str = "", record_history: bool = True) -> str:
         from sdk._internal.arch import goarch
-        from sdk.images.service import now_rfc3339
+        from sdk._internal.timefmt import now_rfc3339
 
         created = now_rfc3339()
         if layer is not None:

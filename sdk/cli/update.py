@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from sdk.cli.containers import _each
 from sdk.cli.flags import Flag, Spec, UsageError
+from sdk.cli.runflags import RUN_FLAGS
 
+# the run flags that `docker update` shares, as run defines them
+SHARED = ("blkio-weight", "cpu-period", "cpu-quota", "cpu-shares", "cpus", "cpuset-cpus",
+          "cpuset-mems", "memory", "memory-reservation", "memory-swap", "pids-limit",
+          "restart")
 UPDATE = Spec(
     "update", "update [OPTIONS] CONTAINER [CONTAINER...]",
-    [Flag("blkio-weight", kind="int", help="Block IO (relative weight), between 10 and 1000"),
-     Flag("cpu-period", kind="int", help="Limit CPU CFS (Completely Fair Scheduler) period"),
-     Flag("cpu-quota", kind="int", help="Limit CPU CFS (Completely Fair Scheduler) quota"),
-     Flag("cpu-rt-period", kind="int", help="Limit the CPU real-time period (unsupported)"),
-     Flag("cpu-rt-runtime", kind="int", help="Limit the CPU real-time runtime (unsupported)"),
-     Flag("cpu-shares", "c", "int", help="CPU shares (relative weight)"),
-     Flag("cpus", kind="str", help="Number of CPUs"),
-     Flag("cpuset-cpus", kind="str", help="CPUs in which to allow execution (0-3, 0,1)"),
-     Flag("cpuset-mems", kind="str", help="MEMs in which to allow execution (0-3, 0,1)"),
-     Flag("memory", "m", "str", help="Memory limit"),
-     Flag("memory-reservation", kind="str", help="Memory soft limit"),
-     Flag("memory-swap", kind="str",
-          help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
-     Flag("pids-limit", kind="int", help="Tune container pids limit (set -1 for unlimited)"),
-     Flag("restart", kind="str", help="Restart policy to apply when a container exits")],
+    [f for f in RUN_FLAGS if f.name in SHARED] + [
+        Flag("cpu-rt-period", kind="int", help="Limit the CPU real-time period (unsupported)"),
+        Flag("cpu-rt-runtime", kind="int",
+             help="Limit the CPU real-time runtime (unsupported)")],
     min_args=1, summary="Update configuration of one or more containers")
 
 # flag dest -> docker-py keyword of Container.update
@@ -50,13 +44,21 @@ def _changes(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_update(argv: list[str]) -> int:
+    """Each container in turn, as docker does: failures are reported and the rest go on."""
+    from sdk.cli.common import engine
     from sdk.cli.flags import parse
+    from sdk.errors import SdkError
 
-    opts, _ = parse(UPDATE, argv)
+    opts, refs = parse(UPDATE, argv)
     changes = _changes(opts)
-
-    def one(eng: Any, ref: str, _opts: dict[str, Any]) -> None:
-        for warning in eng.tasks.update(ref, changes):
-            print(f"WARNING: {warning}")
-
-    return _each(argv, UPDATE, one)
+    eng = engine()
+    failed = False
+    for ref in refs:
+        try:
+            for warning in eng.tasks.update(ref, changes):
+                print(f"WARNING: {warning}")
+            print(ref)
+        except SdkError as exc:
+            print(f"Error response from daemon: {exc}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0

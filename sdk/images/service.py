@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from sdk._internal.arch import goarch
 from sdk._internal.reference import parse_reference
+from sdk._internal.timefmt import now_rfc3339
 from sdk.content.store import ContentStore
 from sdk.errors import Conflict, ImageNotFound, InvalidArgument
 from sdk.events import record as log_event
@@ -27,14 +28,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 HEX = frozenset("0123456789abcdef")
-
-
-def now_rfc3339() -> str:
-    """Now, as ``2026-12-02T05:04:03.123456Z`` (without importing datetime)."""
-    ns = time.time_ns()
-    micros = ns // 1000 % 1_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
-        f".{micros:06d}Z"
 
 
 @dataclass(frozen=True, slots=True)

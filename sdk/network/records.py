@@ -36,8 +36,8 @@ class NetworkRecords(ServiceBase):
         if self.db.one("SELECT 1 FROM networks WHERE name='bridge'") is not None:
             return
         from sdk._internal.names import new_id
+        from sdk._internal.timefmt import now_rfc3339
         from sdk.engine import DEFAULT_ROOT
-        from sdk.images.service import now_rfc3339
 
         cfg = self.config
         nid = new_id()
@@ -123,7 +123,7 @@ class NetworkRecords(ServiceBase):
         import re
 
         from sdk._internal.names import new_id
-        from sdk.images.service import now_rfc3339
+        from sdk._internal.timefmt import now_rfc3339
 
         if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name or ""):
             raise InvalidArgument(f"invalid network name {name!r}: only "
