@@ -161,6 +161,7 @@ def main() -> int:
     from sdk import Engine
 
     eng = Engine(root=work / "root", config=work / "d.json")
+    daemon: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
         subprocess.run(["ip", "addr", "add", f"{subnet.network_address + 1}/24", "dev",
@@ -171,15 +172,28 @@ def main() -> int:
                         "nb-busybox"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run([BERTH, "import", str(busybox_tar()), "nb-busybox"], env=env,
                        check=True, stdout=subprocess.DEVNULL)
-        cmds = {"berth": [BERTH, "run", "--rm", "--cgroup-parent", PARENT, "nb-busybox",
-                          "true"],
+        sock = work / "berth.sock"
+        daemon = subprocess.Popen([BERTH, "daemon", "-H", f"unix://{sock}", "-G", ""],
+                                  env=env, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        warm_env = {k: v for k, v in env.items() if k not in ("BERTH_ROOT", "BERTH_CONFIG")}
+        warm_env["BERTH_HOST"] = f"unix://{sock}"
+        run_args = ["run", "--rm", "--cgroup-parent", PARENT, "nb-busybox", "true"]
+        cmds = {"berth": [BERTH, *run_args],
+                "berth (warm daemon)": [BERTH, *run_args],
                 "docker": [*dockerd.cli, "run", "--rm", "nb-busybox", "true"]}
+        envs = {"berth": env, "berth (warm daemon)": warm_env, "docker": None}
         for key, cmd in cmds.items():        # warm: page cache, bridges
-            timed(cmd, env if key == "berth" else None)
+            timed(cmd, envs[key])
         times: dict[str, list[float]] = {k: [] for k in cmds}
         for _ in range(args.runs):
             for key, cmd in cmds.items():
-                times[key].append(timed(cmd, env if key == "berth" else None))
+                times[key].append(timed(cmd, envs[key]))
+        daemon.terminate()
+        daemon.wait(timeout=30)
         med = {k: statistics.median(v) * 1000 for k, v in times.items()}
         load = os.getloadavg()[0]
         print(f"run --rm busybox true, default bridge, {args.runs} runs interleaved, "
@@ -187,7 +201,8 @@ def main() -> int:
         print("| engine | median ms | min ms |\n|---|---:|---:|")
         for key in cmds:
             print(f"| {key} | {med[key]:.0f} | {min(times[key]) * 1000:.0f} |")
-        print(f"| ratio berth/docker | {med['berth'] / med['docker']:.2f}x | |")
+        for key in ("berth", "berth (warm daemon)"):
+            print(f"| ratio {key}/docker | {med[key] / med['docker']:.2f}x | |")
 
         # ---- throughput --------------------------------------------------------------
         pids: dict[str, list[tuple[int, str]]] = {"berth": [], "docker": []}
@@ -229,6 +244,9 @@ def main() -> int:
             b, d = statistics.median(data["berth"]), statistics.median(data["docker"])
             print(f"| {label} | {b:.1f} | {d:.1f} | {b / d:.2f}x |")
     finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.terminate()
+            daemon.wait(timeout=30)
         for c in eng.containers.list(all=True):
             try:
                 c.remove(force=True)
