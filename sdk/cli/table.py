@@ -132,15 +132,21 @@ def _rectangular(headers: Sequence[str], rows: Sequence[Sequence[str]], minwidth
     if ncol < 2 or any(len(r) != ncol for r in rows):
         return None
     table = [list(headers), *[list(r) for r in rows]]
-    for r in table:
-        for cell in r:
-            if "\t" in cell or "\n" in cell or "\v" in cell or "\f" in cell:
-                return None
-    widths = [[_width(c) for c in r] for r in table]
-    cols = [max(minwidth, max(w[j] for w in widths) + padding) for j in range(ncol - 1)]
+    columns = list(zip(*table, strict=True))
+    joined = ["".join(col) for col in columns]
+    if any("\t" in j or "\n" in j or "\v" in j or "\f" in j for j in joined):
+        return None
+    ascii_cols = [j.isascii() for j in joined]
+    cols = []
+    for j in range(ncol - 1):
+        widest = max(map(len if ascii_cols[j] else _width, columns[j]))
+        cols.append(max(minwidth, widest + padding))
+    if all(ascii_cols[:-1]):      # the usual table: pad with str.ljust (width == len)
+        return "".join("".join(c.ljust(w) for c, w in zip(r[:-1], cols, strict=True))
+                       + r[-1] + "\n" for r in table)
     out = []
-    for r, w in zip(table, widths, strict=True):
-        out.append("".join(r[j] + " " * (cols[j] - w[j]) for j in range(ncol - 1))
+    for r in table:
+        out.append("".join(r[j] + " " * (cols[j] - _width(r[j])) for j in range(ncol - 1))
                    + r[-1] + "\n")
     return "".join(out)
 

@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS containers (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+-- listings scan containers newest first: a covering index keeps the 3-4 KB records'
+-- pages out of that scan
+CREATE INDEX IF NOT EXISTS containers_by_created ON containers(created, id);
 -- what listings (ps, the API's container list) read: a few hundred bytes of each record
 -- instead of the whole inspect document (see ContainerStore.brief)
 CREATE TABLE IF NOT EXISTS container_briefs (
