@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sdk import events
 from sdk._internal.names import generate_name, new_id, validate_name
 from sdk._internal.timefmt import now_rfc3339
-from sdk.errors import Conflict, ContainerNotFound, InvalidArgument
+from sdk.errors import Conflict, ContainerNotFound, InvalidArgument, RuntimeFailure, SdkError
 from sdk.store.db import Database, dumps, loads, loads_many
 
 if TYPE_CHECKING:
@@ -396,7 +396,14 @@ class ContainerService:
         doc = self.load(cid)
         # files first: once the record is gone nothing of the container may remain, and
         # a crash in between leaves a record that a second `rm` finishes removing
-        self.layers.remove_container(cid)
+        try:
+            self.layers.remove_container(cid)
+        except SdkError as exc:
+            # docker's "dead": storage that could not go (a busy mount, say) keeps the
+            # record, which can no longer start; `rm` again once the cause is gone
+            if doc:
+                self.modify(cid, _mark_dead)
+            raise RuntimeFailure(f"unable to remove filesystem for {cid}: {exc}") from None
         shutil.rmtree(self.dir(cid), ignore_errors=True)
         with self.db.write() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (cid,))
@@ -411,6 +418,11 @@ class ContainerService:
                 if m.get("Type") == "volume" and self.volumes.is_anonymous(m["Name"]) \
                         and not self.volumes.users(m["Name"]):
                     self.volumes.remove(m["Name"], force=True)
+
+
+def _mark_dead(doc: dict[str, Any]) -> None:
+    doc["State"].update(Status="dead", Dead=True, Running=False, Paused=False,
+                        Restarting=False, Pid=0)
 
 
 def _rootfs_dict(rootfs: Rootfs) -> dict[str, Any]:

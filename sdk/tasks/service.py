@@ -138,6 +138,7 @@ class TaskService:
             return doc
         if doc["State"]["Status"] == "paused":
             raise Conflict("cannot start a paused container, try unpause instead")
+        refuse_dead(doc)
         spawn_detached(self.engine, doc["Id"])
         return self.store.get(doc["Id"])
 
@@ -506,3 +507,10 @@ def _system_cpu_ns() -> int:
         fields = f.readline().split()[1:8]
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(int(x) for x in fields) * 1_000_000_000 // ticks
+
+
+def refuse_dead(doc: dict[str, Any]) -> None:
+    """docker's refusal to start a container whose removal began or failed."""
+    if doc["State"].get("Dead") or doc["State"]["Status"] == "dead" or \
+            doc.get("_berth", {}).get("removing"):
+        raise Conflict("container is marked for removal and cannot be started")
