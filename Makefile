@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := busybox-static debootstrap iptables docker-registry skopeo iproute2 openssl \
-                docker.io podman
+                docker.io podman chromium
 
 .PHONY: quickstart test test-unit test-root lint deps system-deps venv bench clean
 

@@ -118,21 +118,38 @@ class RegistryApp:
         app.router.add_route("*", "/v2/{path:.*}", self.dispatch)
         app.router.add_get("/auth/token", self.token_endpoint)
         if self.config.html:
-            from sdk.registry.html import index_page
-
-            async def page(request: web.Request) -> web.StreamResponse:
-                ident = Identity()
-                if self.auth is not None:
-                    ident = await self.authorize(request, "registry", "catalog", {"*"})
-                text = await asyncio.get_running_loop().run_in_executor(
-                    None, index_page, self.storage,
-                    lambda names: self.visible(ident, names))
-                return web.Response(text=text, content_type="text/html")
-
-            app.router.add_get("/", page)
+            app.router.add_get("/", self.page)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        """The web page (sdk.registry.html): the repositories this viewer may pull.
+        With auth on it asks for Basic credentials (what a browser can send), also when
+        the API itself uses tokens."""
+        from sdk.registry.html import PageError, error_page, parse_query, render
+
+        loop = asyncio.get_running_loop()
+        headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                   "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+        try:
+            ident = Identity()
+            if self.auth is not None:
+                got = await loop.run_in_executor(None, self.identify, request)
+                if got is None or got.user is None or \
+                        not self.allowed(got, "registry", "catalog", {"*"}):
+                    headers["WWW-Authenticate"] = f'Basic realm="{self.config.realm}"'
+                    raise PageError(401, "authentication required")
+                ident = got
+            query = parse_query(request.query, self.config.catalog_max_entries)
+            repos = await loop.run_in_executor(None, self.storage.cached_catalog,
+                                               CATALOG_MAX_AGE)
+            text = await loop.run_in_executor(None, render, self.storage,
+                                              self.visible(ident, repos), query)
+        except PageError as exc:
+            return web.Response(status=exc.status, text=error_page(exc.status, exc.message),
+                                content_type="text/html", headers=headers)
+        return web.Response(text=text, content_type="text/html", headers=headers)
 
     @web.middleware
     async def _track(self, request: web.Request, handler: Any) -> web.StreamResponse:
