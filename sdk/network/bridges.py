@@ -35,13 +35,51 @@ class BridgeDevices(ServiceBase):
         own = nl is None
         nl = nl or Netlink()
         try:
-            if nl.link(net["bridge"]) is not None:
-                return
+            present = nl.link(net["bridge"]) is not None
         finally:
             if own:
                 nl.close()
+        if present:
+            if self.firewall is not None and self._rules_changed(net):
+                with host_lock():       # daemon.json (icc, ip-masq) changed since
+                    self._apply_rules(net)
+            return
         with host_lock():
             self._ensure_bridge_locked(net)
+
+    def _rules_key(self, net: Mapping[str, Any]) -> str:
+        return f"net-rules:{net['bridge']}"
+
+    def _rules_digest(self, net: Mapping[str, Any]) -> str:
+        from sdk.network.options import policy
+        from sdk.network.rules import rules_digest
+
+        pol = policy(net, self.config, self.mtu)
+        return rules_digest(net["bridge"], str(net["subnet"]),
+                            internal=bool(net["doc"].get("Internal")),
+                            masquerade=pol.masquerade, icc=pol.icc)
+
+    def _rules_changed(self, net: Mapping[str, Any]) -> bool:
+        """Whether the rules last applied for ``net`` differ from what daemon.json and the
+        network's options ask for now (one database read; no iptables-save)."""
+        row = self.db.one("SELECT value FROM meta WHERE key=?", (self._rules_key(net),))
+        return row is None or row["value"] != self._rules_digest(net)
+
+    def _apply_rules(self, net: Mapping[str, Any]) -> None:
+        """This network's rules, replacing whatever was there for its bridge (under the
+        host lock); remembered by digest."""
+        from sdk.network.options import policy
+        from sdk.network.rules import ensure_network
+
+        if self.firewall is None:
+            return
+        pol = policy(net, self.config, self.mtu)
+        ensure_network(self.firewall, net["bridge"], str(net["subnet"]),
+                       internal=bool(net["doc"].get("Internal")),
+                       masquerade=pol.masquerade, icc=pol.icc)
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         (self._rules_key(net), self._rules_digest(net)))
 
     def _ensure_bridge_locked(self, net: Mapping[str, Any]) -> None:
         from sdk.network.netlink import Netlink
@@ -66,7 +104,7 @@ class BridgeDevices(ServiceBase):
 
                 mac = "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
                 self._gc_foreign_bridges(nl, orphans_only=True)
-                nl.add_bridge(net["bridge"], mac, self.mtu, f"berth:{self.db.path}")
+                nl.add_bridge(net["bridge"], mac, self.mtu_of(net), f"berth:{self.db.path}")
                 link = nl.link(net["bridge"])
                 assert link is not None
             if IPv4Interface((gw, subnet.prefixlen)) not in nl.addresses(link.index):
@@ -74,12 +112,7 @@ class BridgeDevices(ServiceBase):
         _write_sysctl(f"/proc/sys/net/ipv4/conf/{net['bridge']}/route_localnet", "1")
         if self.config.ip_forward and not net["doc"].get("Internal"):
             _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-        if self.firewall is not None:
-            from sdk.network.rules import ensure_network
-
-            ensure_network(self.firewall, net["bridge"], str(subnet),
-                           internal=bool(net["doc"].get("Internal")),
-                           masquerade=bool(self.config.ip_masq))
+        self._apply_rules(net)
 
     def _choose(self, taken: Sequence[tuple[IPv4Network, str]], exclude: str = ""
                 ) -> IPv4Network:
@@ -160,4 +193,12 @@ class BridgeDevices(ServiceBase):
             from sdk.network.rules import delete_tagged
 
             delete_tagged(self.firewall, [f"berth:net:{net['bridge']}"])
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM meta WHERE key=?", (self._rules_key(net),))
         return gone
+
+    def mtu_of(self, net: Mapping[str, Any]) -> int:
+        """The MTU of ``net``'s bridge and veths (-o com.docker.network.driver.mtu)."""
+        from sdk.network.options import policy
+
+        return policy(net, self.config, self.mtu).mtu

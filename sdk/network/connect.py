@@ -79,7 +79,7 @@ class Connections(ServiceBase):
             with Netlink() as nl:
                 br = nl.link(net["bridge"])
                 assert br is not None
-                nl.add_veth(ep.veth, ep.iface, pid, br.index, self.mtu, ep.mac)
+                nl.add_veth(ep.veth, ep.iface, pid, br.index, self.mtu_of(net), ep.mac)
             with Netlink.inside(pid) as inner:
                 link = inner.link(ep.iface)
                 assert link is not None

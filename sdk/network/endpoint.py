@@ -69,6 +69,7 @@ class Attachment:
     released: bool = False
     rates: tuple[int, int] = (0, 0)     # (egress, ingress) bits/s
     doc: dict[str, Any] | None = None   # the record being started (its hosts file)
+    linked: bool = False                # --link rules (icc false) are in place
 
     def attach(self, pid: int) -> None:
         """In ``on_created``: veths into ``pid``'s netns, addresses, route, port rules."""
@@ -83,7 +84,8 @@ class Attachment:
                 if br is None:
                     raise SdkError(f"network {ep.network['name']}: bridge "
                                    f"{ep.network['bridge']} disappeared")
-                nl.add_veth(ep.veth, ep.iface, pid, br.index, svc.mtu, ep.mac)
+                nl.add_veth(ep.veth, ep.iface, pid, br.index, svc.mtu_of(ep.network),
+                            ep.mac)
         with Netlink.inside(pid) as inner:
             for n, ep in enumerate(self.endpoints):
                 link = inner.link(ep.iface)
@@ -106,6 +108,14 @@ class Attachment:
             ep = self.endpoints[0]
             svc.firewall.restore(add_ports(self.cid, ep.network["bridge"], str(ep.address.ip),
                                            self.ports).text())
+        if self.doc is not None and self.doc["HostConfig"].get("Links") and \
+                svc.firewall is not None:
+            from sdk.network.rules import Batch
+
+            lines = svc.link_rules_for(self.cid, self.doc, self.endpoints[0])
+            if lines:
+                self.linked = True
+                svc.firewall.restore(Batch([f"-A BERTH-PORTS {r}" for r in lines]).text())
         user = [ep.network["id"] for ep in self.endpoints if ep.user_defined]
         if user:
             svc.announce(self.cid, user, self.doc)
@@ -138,7 +148,8 @@ class Attachment:
         for s in self.holds:
             s.close()
         self.holds = []
-        self.service.release_container(self.cid, explicit=explicit, had_ports=bool(self.ports))
+        self.service.release_container(self.cid, explicit=explicit,
+                                       had_ports=bool(self.ports) or self.linked)
 
 
 def endpoint_doc(ep: Endpoint, cid: str) -> dict[str, Any]:

@@ -25,10 +25,14 @@ def parse_subnet(text: str, what: str = "subnet") -> IPv4Network:
     if "/" not in str(text):
         raise InvalidArgument(f"invalid {what} {text!r}: expected a CIDR like 172.30.0.0/16")
     try:
-        return IPv4Network(str(text), strict=False)
+        net = IPv4Network(str(text), strict=False)
     except ValueError:
         raise InvalidArgument(f"invalid {what} {text!r}: expected an IPv4 CIDR like "
                               "172.30.0.0/16") from None
+    if str(net) != str(text).strip():
+        # an address inside the subnet (host bits set) is usually a typo, as docker says
+        raise InvalidArgument(f"invalid {what} {text!r}: it should be {net}")
+    return net
 
 
 def parse_address(text: str, what: str = "address") -> IPv4Address:
@@ -107,13 +111,16 @@ def mac_for(ip: IPv4Address) -> str:
 
 
 def gateway_for(subnet: IPv4Network, gateway: str | None) -> IPv4Address:
+    if subnet.prefixlen >= 31:
+        raise InvalidArgument(f"subnet {subnet} is too small for a bridge network")
     if gateway:
         gw = parse_address(gateway, "gateway")
         if gw not in subnet:
             raise InvalidArgument(f"gateway {gw} is not in subnet {subnet}")
+        if gw in (subnet.network_address, subnet.broadcast_address):
+            raise InvalidArgument(f"gateway {gw} is the network or broadcast address of "
+                                  f"subnet {subnet}")
         return gw
-    if subnet.prefixlen >= 31:
-        raise InvalidArgument(f"subnet {subnet} is too small for a bridge network")
     return subnet.network_address + 1
 
 

@@ -147,6 +147,34 @@ class Names(ServiceBase):
                     env.append(f"{prefix}_ENV_{item}")
         return entries, env
 
+    def link_rules_for(self, cid: str, doc: Mapping[str, Any], ep: Any) -> list[str]:
+        """Legacy --link on a network with icc false: docker's ACCEPT rules between the
+        container (endpoint ``ep``) and each running target's exposed ports; none when
+        icc is true (nothing to open) or a target is not on ``ep``'s network."""
+        from sdk.network.options import policy
+        from sdk.network.rules import link_rules
+
+        if policy(ep.network, self.config, self.mtu).icc:
+            return []
+        out: list[str] = []
+        for link in doc["HostConfig"].get("Links") or []:
+            name = link.partition(":")[0]
+            try:
+                target = self.engine.container_store.get(name)
+            except SdkError:
+                continue
+            row = self.db.one("SELECT address FROM net_leases WHERE container_id=? AND "
+                              "network_id=?", (target["Id"], ep.network["id"]))
+            if row is None:
+                continue
+            ports = []
+            for key in sorted(target["Config"].get("ExposedPorts") or {}):
+                port, _, proto = key.partition("/")
+                ports.append((int(port), proto or "tcp"))
+            out += link_rules(cid, ep.network["bridge"], str(ep.address.ip), row["address"],
+                              ports)
+        return out
+
     def own_addresses(self, cid: str) -> list[str]:
         return [r["address"] for r in self.db.query(
             "SELECT address FROM net_leases WHERE container_id=?", (cid,))]

@@ -12,6 +12,8 @@ from sdk.events import record as log_event
 from sdk.network import ipam
 from sdk.network.base import ServiceBase
 from sdk.network.locks import host_lock
+from sdk.network.options import effective_options
+from sdk.network.options import validate as validate_options
 from sdk.store.db import dumps, loads
 
 BUILTIN = {"bridge": "bridge", "host": "host", "none": "null"}
@@ -102,6 +104,8 @@ class NetworkRecords(ServiceBase):
     def inspect(self, ref: str) -> dict[str, Any]:
         net = self.get(ref)
         doc = dict(net["doc"])
+        if net["driver"] == "bridge":
+            doc["Options"] = effective_options(net, self.config, self.mtu)
         members = {}
         for r in self.db.query("SELECT l.address, l.container_id, c.name FROM net_leases l "
                                "JOIN containers c ON c.id=l.container_id "
@@ -144,11 +148,10 @@ class NetworkRecords(ServiceBase):
         if net:
             ipam.gateway_for(net, gateway)
         nid = new_id()
-        opts = dict(options or {})
+        opts = validate_options(options or {})
         bridge = opts.get("com.docker.network.bridge.name") or f"br-{nid[:12]}"
-        if len(bridge) > 15:
-            raise InvalidArgument(f"bridge name {bridge!r} is longer than 15 characters")
         with host_lock():
+            self._check_bridge_name(bridge)
             taken = self._taken()
             if net:
                 ipam.check_free(net, taken)
@@ -169,12 +172,43 @@ class NetworkRecords(ServiceBase):
             try:
                 self._ensure_bridge_locked(self.get(nid))
             except BaseException:
+                self._undo_bridge(bridge)
                 with self.db.write() as conn:
                     conn.execute("DELETE FROM networks WHERE id=?", (nid,))
                 raise
             with self.db.write() as conn:     # only once the bridge is there
                 network_event(conn, "create", nid, name, driver)
         return self.get(nid)
+
+    def _check_bridge_name(self, bridge: str) -> None:
+        """-o com.docker.network.bridge.name must not name another network's bridge or
+        a device that is not a bridge (its addresses and rules would be changed)."""
+        from sdk.network.netlink import Netlink
+
+        row = self.db.one("SELECT name FROM networks WHERE bridge=?", (bridge,))
+        if row is not None:
+            raise Conflict(f"bridge {bridge} is already used by network {row['name']}")
+        with Netlink() as nl:
+            link = nl.link(bridge)
+        if link is not None and link.kind != "bridge":
+            raise Conflict(f"bridge name {bridge}: a {link.kind or 'network'} device of "
+                           "that name exists")
+        if link is not None and link.alias.startswith("berth:"):
+            raise Conflict(f"bridge {bridge} belongs to the berth engine of "
+                           f"{link.alias[len('berth:'):]}")
+
+    def _undo_bridge(self, bridge: str) -> None:
+        """A create that failed half-way: remove the bridge (and its rules) if this engine
+        made it; a pre-existing bridge named by -o ...bridge.name is left as it was."""
+        from sdk.network.netlink import Netlink
+
+        with Netlink() as nl:
+            link = nl.link(bridge)
+        if link is not None and link.alias == f"berth:{self.db.path}":
+            try:
+                self._delete_bridge({"bridge": bridge})
+            except SdkError:
+                pass              # the original error is the one to report
 
     def users(self, net: Mapping[str, Any]) -> list[str]:
         """Containers configured on (or holding a lease of) ``net``."""

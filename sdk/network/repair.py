@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sdk.errors import SdkError
 from sdk.network.base import ServiceBase
 from sdk.network.locks import host_lock
@@ -28,17 +30,38 @@ class Repair(ServiceBase):
         for cid in stale:
             self.release_container(cid)
         with host_lock():
+            busy = []
             for net in [self._row(r) for r in self.db.query("SELECT * FROM networks")]:
                 if net["driver"] != "bridge":
                     continue
                 if self.db.one("SELECT 1 FROM net_leases WHERE network_id=?", (net["id"],)):
+                    busy.append(net)
                     continue
                 if self._delete_bridge(net):
                     done.append(f"idle bridge {net['bridge']}")
             try:
                 done += self._orphan_rules()
+                done += self._reconcile_rules(busy)
             except SdkError:
                 pass          # no iptables here: nothing of ours can be there either
+        return done
+
+    def _reconcile_rules(self, nets: list[dict[str, Any]]) -> list[str]:
+        """Rules of bridges in use, written again from the network records and daemon.json
+        as they are now (icc or ip-masq changed, rules flushed by hand): a restart of the
+        engine service brings them in line, as dockerd's does."""
+        from sdk.network.netlink import Netlink
+
+        if self.firewall is None or not nets:
+            return []
+        with Netlink() as nl:
+            live = [n for n in nets if nl.link(n["bridge"]) is not None]
+        done = []
+        for net in live:
+            changed = self._rules_changed(net)
+            self._apply_rules(net)
+            if changed:
+                done.append(f"rules of bridge {net['bridge']}")
         return done
 
     def _orphan_rules(self) -> list[str]:

@@ -7,8 +7,13 @@ built-in chains, at the top):
 filter FORWARD      -> BERTH-USER (the admin's hook: created once, never flushed)
                     -> BERTH-FORWARD: -j BERTH-PORTS, then every network's isolation
                        drops (nothing new enters a bridge from outside; --internal:
-                       nothing leaves either), then every network's accepts
-filter BERTH-PORTS  per published port: ACCEPT towards the container's address:port
+                       nothing leaves either; icc false: nothing from the bridge back
+                       into it), then every network's accepts (icc true: an explicit
+                       ACCEPT bridge -> same bridge, as docker adds)
+filter BERTH-PORTS  per published port: ACCEPT of DNATed traffic towards the container's
+                       address:port (not of traffic sent to the container's address
+                       directly, which icc false must stop); per legacy link with icc
+                       false: ACCEPT of the target's exposed ports, both directions
 nat PREROUTING/OUTPUT (--dst-type LOCAL) -> BERTH: per published port DNAT.  OUTPUT
                        includes 127.0.0.0/8, with route_localnet on the bridge, so the
                        host's own 127.0.0.1:PORT works without a userland proxy.
@@ -108,22 +113,30 @@ def base_batch(saved_filter: str, saved_nat: str) -> Batch:
     return b
 
 
-def network_rules(bridge: str, subnet: str, *, internal: bool, masquerade: bool
-                  ) -> tuple[list[str], list[str], list[str]]:
+def network_rules(bridge: str, subnet: str, *, internal: bool, masquerade: bool,
+                  icc: bool = True) -> tuple[list[str], list[str], list[str]]:
     """(filter head, filter tail, nat) rule bodies (without -A CHAIN) for one network.
 
     The head rules (isolation drops) go right after the BERTH-PORTS jump, before any
     network's accepts, so one network's "outbound accept" never opens another bridge.
+    ``icc`` false drops what the bridge forwards back into itself (container to
+    container); published ports (DNATed, accepted in BERTH-PORTS) and the host's own
+    traffic (not forwarded) still pass.
     """
     tag = net_tag(bridge)
+    same = [f"-i {bridge} -o {bridge} {tag} -j ACCEPT"] if icc else []
     if internal:
         head = [f"-i {bridge} ! -o {bridge} {tag} -j DROP",
                 f"! -i {bridge} -o {bridge} {tag} -j DROP"]
-        tail = [f"-i {bridge} -o {bridge} {tag} -j ACCEPT"]
+        tail = same
     else:
         head = [f"! -i {bridge} -o {bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED "
                 f"{tag} -j DROP"]
-        tail = [f"-i {bridge} {tag} -j ACCEPT", f"-o {bridge} {tag} -j ACCEPT"]
+        tail = same + [f"-i {bridge} {tag} -j ACCEPT", f"-o {bridge} {tag} -j ACCEPT"]
+    if not icc:
+        # replies of what BERTH-PORTS let in (a hairpin to a published port) pass
+        head.append(f"-i {bridge} -o {bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED "
+                    f"{tag} -j DROP")
     nat = [f"-s 127.0.0.0/8 -o {bridge} {tag} -j MASQUERADE",
            f"-s {subnet} -o {bridge} -m conntrack --ctstate DNAT {tag} -j MASQUERADE"]
     if masquerade and not internal:
@@ -131,8 +144,10 @@ def network_rules(bridge: str, subnet: str, *, internal: bool, masquerade: bool
     return head, tail, nat
 
 
-def add_network(bridge: str, subnet: str, *, internal: bool, masquerade: bool) -> Batch:
-    head, tail, nat = network_rules(bridge, subnet, internal=internal, masquerade=masquerade)
+def add_network(bridge: str, subnet: str, *, internal: bool, masquerade: bool,
+                icc: bool = True) -> Batch:
+    head, tail, nat = network_rules(bridge, subnet, internal=internal, masquerade=masquerade,
+                                    icc=icc)
     return Batch([f"-I BERTH-FORWARD 2 {r}" for r in reversed(head)]
                  + [f"-A BERTH-FORWARD {r}" for r in tail],
                  [f"-A BERTH-POSTROUTING {r}" for r in nat])
@@ -147,8 +162,22 @@ def port_rules(cid: str, bridge: str, container_ip: str, ports: Sequence[Publish
         nat.append(f"{dest}-p {p.proto} -m {p.proto} --dport {p.host_port} {tag} "
                    f"-j DNAT --to-destination {container_ip}:{p.container_port}")
         filt.append(f"-d {container_ip}/32 -o {bridge} -p {p.proto} -m {p.proto} "
-                    f"--dport {p.container_port} {tag} -j ACCEPT")
+                    f"--dport {p.container_port} -m conntrack --ctstate DNAT {tag} -j ACCEPT")
     return filt, nat
+
+
+def link_rules(cid: str, bridge: str, my_ip: str, target_ip: str,
+               ports: Sequence[tuple[int, str]]) -> list[str]:
+    """Legacy ``--link`` on a bridge with icc false (docker's rules): the linking
+    container reaches the target's exposed ports, and the replies come back."""
+    tag = container_tag(cid)
+    out = []
+    for port, proto in ports:
+        out += [f"-s {my_ip}/32 -d {target_ip}/32 -i {bridge} -o {bridge} -p {proto} "
+                f"-m {proto} --dport {port} {tag} -j ACCEPT",
+                f"-s {target_ip}/32 -d {my_ip}/32 -i {bridge} -o {bridge} -p {proto} "
+                f"-m {proto} --sport {port} {tag} -j ACCEPT"]
+    return out
 
 
 def add_ports(cid: str, bridge: str, container_ip: str, ports: Sequence[Published]) -> Batch:
@@ -179,14 +208,25 @@ def delete_tagged(fw: Firewall, tags: Sequence[str]) -> int:
 
 
 def ensure_network(fw: Firewall, bridge: str, subnet: str, *, internal: bool,
-                   masquerade: bool) -> None:
+                   masquerade: bool, icc: bool = True) -> None:
     """Base chains + this network's rules, replacing whatever was there for the bridge."""
     saved_f, saved_n = fw.save("filter"), fw.save("nat")
     b = base_batch(saved_f, saved_n)
     tag = f"berth:net:{bridge}"
     b.filter += tagged_deletes(saved_f, [tag])
     b.nat += tagged_deletes(saved_n, [tag])
-    add = add_network(bridge, subnet, internal=internal, masquerade=masquerade)
+    add = add_network(bridge, subnet, internal=internal, masquerade=masquerade, icc=icc)
     b.filter += add.filter
     b.nat += add.nat
     fw.restore(b.text())
+
+
+def rules_digest(bridge: str, subnet: str, *, internal: bool, masquerade: bool,
+                 icc: bool) -> str:
+    """A short fingerprint of a network's rules: stored when they are applied, so a
+    start sees (without reading the kernel's tables) that daemon.json or berth changed
+    them since."""
+    import hashlib
+
+    parts = network_rules(bridge, subnet, internal=internal, masquerade=masquerade, icc=icc)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
