@@ -10,6 +10,11 @@ tools interleaved round by round:
 - one file changed: one file of the tree rewritten, then a build with the cache (the
   tree COPY and every step after it run again)
 
+berth runs twice: embedded (every ``berth build`` is a fresh interpreter that opens the
+engine itself) and through a warm ``berth daemon`` of the same data root
+(``BERTH_HOST``: the CLI hands the command to the daemon's pre-imported helper), which
+is how dockerd is measured too.  ``--no-daemon`` leaves the second out.
+
     python bench/build.py [--files 1500] [--big-mb 100] [--runs 3] [--no-peers]
 
 Every RUN uses ``--network none`` in every tool (the private dockerd runs with
@@ -124,6 +129,40 @@ def berth_tool(work: Path, ctx: Path) -> Tool:
                                            str(ctx)], env)
 
 
+class BerthDaemon:
+    """``berth daemon`` on the embedded tool's data root, with its own socket."""
+
+    def __init__(self, work: Path, env: dict[str, str]) -> None:
+        self.sock = work / "berthd.sock"
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([BERTH, "daemon", "-H", f"unix://{self.sock}", "-G", ""],
+                                     env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            if self.sock.exists():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("berth daemon did not start")
+
+    def tool(self, embedded: Tool) -> Tool:
+        env = {k: v for k, v in embedded.env.items()  # type: ignore[union-attr]
+               if k not in ("BERTH_ROOT", "BERTH_CONFIG")}
+        env["BERTH_HOST"] = f"unix://{self.sock}"
+        return Tool("berth build (warm daemon)", embedded.build, env)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def docker_tools(dockerd: Dockerd, ctx: Path) -> list[Tool]:
     subprocess.run(dockerd.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar()),
                                "benchbase:latest"), check=True, capture_output=True)
@@ -168,10 +207,12 @@ def change_one_file(ctx: Path, n: int) -> None:
 
 
 def report(tools: list[Tool], args: argparse.Namespace) -> None:
-    print(f"\nbuilds: {args.files} files + {args.big_mb} MB + RUN + ENV + CMD, busybox "
+    load = os.getloadavg()
+    print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"builds: {args.files} files + {args.big_mb} MB + RUN + ENV + CMD, busybox "
           f"base, {args.runs} interleaved rounds, median seconds (min)")
     ref = next((t for t in tools if t.name == "docker build (classic)"), None)
-    head = f"{'':26}" + "".join(f"{k:>24}" for k in KINDS)
+    head = f"{'':28}" + "".join(f"{k:>24}" for k in KINDS)
     print(head)
     for tool in tools:
         cells = []
@@ -181,7 +222,7 @@ def report(tools: list[Tool], args: argparse.Namespace) -> None:
             if ref is not None and tool is not ref:
                 cell += f" {statistics.median(xs) / statistics.median(ref.times[kind]):.2f}x"
             cells.append(f"{cell:>24}")
-        print(f"{tool.name:26}" + "".join(cells))
+        print(f"{tool.name:28}" + "".join(cells))
 
 
 def main() -> int:
@@ -190,17 +231,24 @@ def main() -> int:
     parser.add_argument("--big-mb", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true", help="berth only")
+    parser.add_argument("--no-daemon", action="store_true",
+                        help="berth embedded only, not through a warm berth daemon")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="berth-build-bench-"))
     dockerd = Dockerd(work / "docker")
     (work / "docker").mkdir()
     berth_env: dict[str, str] | None = None
+    berthd: BerthDaemon | None = None
     try:
         ctx = work / "ctx"
         ctx.mkdir()
         make_context(ctx, args.files, args.big_mb)
         tools = [berth_tool(work, ctx)]
         berth_env = tools[0].env
+        if not args.no_daemon:
+            berthd = BerthDaemon(work, berth_env or {})
+            berthd.start()
+            tools.append(berthd.tool(tools[0]))
         if not args.no_peers:
             if shutil.which("dockerd"):
                 dockerd.start()
@@ -222,6 +270,8 @@ def main() -> int:
             print(f"round {n + 1}/{args.runs} done", flush=True)
         report(tools, args)
     finally:
+        if berthd is not None:
+            berthd.stop()
         if berth_env is not None:
             subprocess.run([BERTH, "system", "prune", "-a", "-f"], env=berth_env,
                            capture_output=True)

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sdk._internal import trace
 from sdk.build.context import BuildContext
 from sdk.build.file_steps import FileSteps
 from sdk.build.instructions import MetadataSteps
@@ -48,6 +49,7 @@ class Builder(MetadataSteps, RunSteps, FileSteps):
 
     # ---- driver -----------------------------------------------------------------------
     def build(self) -> str:
+        trace.mark("build: imports, engine, context")
         df = parse(self.ctx.dockerfile)
         meta: list[Instruction] = []
         groups: list[list[Instruction]] = []
@@ -92,10 +94,12 @@ class Builder(MetadataSteps, RunSteps, FileSteps):
         try:
             for index, group in enumerate(groups):
                 stage = self._from(group[0], index)
+                trace.mark(f"step {self.step}: FROM")
                 self.emit(f" ---> {_short(stage.image_id)}\n")
                 for inst in group[1:]:
                     self._print_step(inst)
                     self._dispatch(stage, inst)
+                    trace.mark(f"step {self.step}: {inst.cmd}")
                     self.emit(f" ---> {_short(stage.image_id)}\n")
                 self.stages[stage.name] = stage
                 self.stages[str(index)] = stage

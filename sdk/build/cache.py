@@ -3,8 +3,8 @@
 ``build-cache/steps/<key>`` holds the image ID a step produced; the key is a hash of
 the parent image, the step's run config (which carries the instruction text after
 expansion, the content hash of COPY/ADD sources and the build args in effect).
-``build-cache/files.json`` remembers content hashes by (path, size, mtime, inode) so
-a cached rebuild does not read big files again.
+``build-cache/files.json`` remembers content hashes by (path, size, mtime, inode,
+ctime, device) so a cached rebuild does not read big files again.
 """
 
 from __future__ import annotations
@@ -73,11 +73,16 @@ class StepCache:
         return self._files
 
     def file_hash(self, path: str, st: os.stat_result) -> str:
-        files = self._load()
-        sig = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+        """The sha256 of a context file, read again only when its stat changed.
+
+        The key is (size, mtime, inode, ctime, device): any write or metadata change
+        moves ctime, which nobody can set back, so a changed file always misses; a
+        file touched but unchanged is read again and hashes the same."""
+        files = self._files if self._files is not None else self._load()
+        sig = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev]
         known = files.get(path)
-        if known and known[:4] == sig:
-            return str(known[4])
+        if known is not None and known[:5] == sig:
+            return str(known[5])
         h = hashlib.sha256()
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -100,8 +105,11 @@ class StepCache:
 def entry_hash(cache: StepCache, full: str, rel: str, st: os.stat_result, h: Any) -> None:
     """Feed one file, link or directory into hash ``h``: name, mode, link target and
     content (not mtimes, as Docker's tarsum)."""
-    h.update(f"{rel}\0{stat.S_IMODE(st.st_mode):o}\0{stat.S_IFMT(st.st_mode):o}\0".encode())
-    if stat.S_ISLNK(st.st_mode):
-        h.update(os.readlink(full).encode() + b"\0")
-    elif stat.S_ISREG(st.st_mode):
-        h.update(cache.file_hash(full, st).encode())
+    mode = st.st_mode
+    fmt = stat.S_IFMT(mode)
+    text = f"{rel}\0{stat.S_IMODE(mode):o}\0{fmt:o}\0"
+    if fmt == stat.S_IFREG:
+        text += cache.file_hash(full, st)
+    elif fmt == stat.S_IFLNK:
+        text += os.readlink(full) + "\0"
+    h.update(text.encode("utf-8", "surrogateescape"))

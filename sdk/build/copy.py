@@ -16,16 +16,19 @@ import hashlib
 import os
 import posixpath
 import stat
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sdk.build.cache import StepCache, entry_hash
 from sdk.build.rootview import RootView
+from sdk.build.tarout import DIRTYPE, FIFOTYPE, REGTYPE, SYMTYPE, TarOut
 from sdk.diff.tree import Entry, walk_merged, walk_tree
 from sdk.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    import tarfile
 
 _WILD = set("*?[")
 
@@ -141,6 +144,8 @@ def _follow_in(root: str, rel: str) -> str:
 
 
 def _is_archive(path: str) -> bool:
+    import tarfile
+
     try:
         with tarfile.open(path, "r:*") as tar:
             return tar.next() is not None
@@ -247,15 +252,23 @@ def parse_chmod(text: str) -> int:
 
 
 class _Tar:
+    """The layer's tar stream, with the names written so far."""
+
     def __init__(self, out: BinaryIO) -> None:
-        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,  # noqa: SIM115
-                                bufsize=1 << 16)
+        self.tar = TarOut(out)
         self.seen: set[str] = set()
         self.count = 0
 
-    def add(self, info: tarfile.TarInfo, fileobj: BinaryIO | None = None) -> None:
+    def add(self, name: str, mode: int, uid: int, gid: int, mtime: int, typeflag: bytes,
+            *, size: int = 0, linkname: str = "", path: str | None = None) -> None:
+        self.tar.entry(name, mode, uid, gid, mtime, typeflag, size=size,
+                       linkname=linkname, path=path)
+        self.seen.add(name)
+        self.count += 1
+
+    def add_member(self, info: tarfile.TarInfo, fileobj: BinaryIO | None = None) -> None:
         info.uname = info.gname = ""
-        self.tar.addfile(info, fileobj)
+        self.tar.member(info, fileobj)
         self.seen.add(info.name)
         self.count += 1
 
@@ -287,47 +300,36 @@ def write_copy_layer(sources: list[Source], base: SourceRoot, spec: CopySpec,
             if p in tar.seen:
                 continue
             full = view.find(p)
-            info = tarfile.TarInfo(p)
-            info.type = tarfile.DIRTYPE
             if full is not None:
                 st = os.lstat(full)
                 if not stat.S_ISDIR(st.st_mode):
                     raise InvalidArgument(f"cannot copy to /{rel}: /{p} is not a directory")
-                info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-                info.mtime = int(st.st_mtime)
+                tar.add(p, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime),
+                        DIRTYPE)
             else:
-                info.mode, info.uid, info.gid, info.mtime = 0o755, uid, gid, int(now)
-            tar.add(info)
+                tar.add(p, 0o755, uid, gid, int(now), DIRTYPE)
 
     def entry(full: str, rel: str, st: os.stat_result, mtime: float | None = None,
               top_dir_keep: bool = False) -> None:
-        info = tarfile.TarInfo(rel)
-        info.uid, info.gid = uid, gid
-        info.mtime = int(mtime if mtime is not None else st.st_mtime)
+        when = int(mtime if mtime is not None else st.st_mtime)
+        fmt = stat.S_IFMT(st.st_mode)
         mode = stat.S_IMODE(st.st_mode)
-        if spec.chmod is not None and not stat.S_ISLNK(st.st_mode):
+        if spec.chmod is not None and fmt != stat.S_IFLNK:
             mode = spec.chmod
-        info.mode = mode
-        if stat.S_ISDIR(st.st_mode):
-            info.type = tarfile.DIRTYPE
+        if fmt == stat.S_IFREG:
+            tar.add(rel, mode, uid, gid, when, REGTYPE, size=st.st_size, path=full)
+        elif fmt == stat.S_IFDIR:
+            owner = (uid, gid)
             if top_dir_keep:
                 low = view.lstat(rel)
                 if low is not None and stat.S_ISDIR(low.st_mode):
-                    info.mode, info.uid, info.gid = (stat.S_IMODE(low.st_mode), low.st_uid,
-                                                     low.st_gid)
-                    info.mtime = int(low.st_mtime)
-            tar.add(info)
-        elif stat.S_ISLNK(st.st_mode):
-            info.type = tarfile.SYMTYPE
-            info.linkname = os.readlink(full)
-            tar.add(info)
-        elif stat.S_ISREG(st.st_mode):
-            info.size = st.st_size
-            with open(full, "rb") as f:
-                tar.add(info, f)
-        elif stat.S_ISFIFO(st.st_mode):
-            info.type = tarfile.FIFOTYPE
-            tar.add(info)
+                    mode, owner = stat.S_IMODE(low.st_mode), (low.st_uid, low.st_gid)
+                    when = int(low.st_mtime)
+            tar.add(rel, mode, *owner, when, DIRTYPE)
+        elif fmt == stat.S_IFLNK:
+            tar.add(rel, mode, uid, gid, when, SYMTYPE, linkname=os.readlink(full))
+        elif fmt == stat.S_IFIFO:
+            tar.add(rel, mode, uid, gid, when, FIFOTYPE)
 
     try:
         for s in sources:
@@ -366,6 +368,8 @@ def _walk_dir(s: Source, base: SourceRoot, target: str,
 
 
 def _extract_archive(path: str, target: str, tar: _Tar, view: RootView) -> None:
+    import tarfile
+
     with tarfile.open(path, "r:*") as src:
         for member in src:
             name = posixpath.normpath(member.name.lstrip("/"))
@@ -378,9 +382,7 @@ def _extract_archive(path: str, target: str, tar: _Tar, view: RootView) -> None:
             for k in range(1, len(parts) + 1):
                 p = "/".join(parts[:k])
                 if p not in tar.seen and view.find(p) is None:
-                    d = tarfile.TarInfo(p)
-                    d.type, d.mode, d.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
-                    tar.add(d)
+                    tar.add(p, 0o755, 0, 0, int(time.time()), DIRTYPE)
             member.name = full_name
             if member.islnk():
                 link = posixpath.normpath(member.linkname.lstrip("/"))
@@ -388,4 +390,4 @@ def _extract_archive(path: str, target: str, tar: _Tar, view: RootView) -> None:
             fileobj = src.extractfile(member) if member.isreg() else None
             member.pax_headers = {k: v for k, v in member.pax_headers.items()
                                   if k not in ("path", "linkpath")}
-            tar.add(member, fileobj)
+            tar.add_member(member, fileobj)

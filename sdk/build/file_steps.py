@@ -4,10 +4,10 @@ command (the mechanics of sources, archives and Docker's directory rules are in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
-import tempfile
 from typing import Any
 
 from sdk.build.copy import (
@@ -106,16 +106,16 @@ class FileSteps(StepBase):
         if inst.flags.get("chown"):
             chown = view.lookup_user(process_word(inst.flags["chown"], env, inst.escape))
         chmod = parse_chmod(inst.flags["chmod"]) if inst.flags.get("chmod") else None
-        with tempfile.TemporaryDirectory(dir=self._tmpdir()) as tmp:
-            sources: list[Source] = []
-            heredocs = iter(inst.heredocs)
-            for src in srcs:
-                doc = next(heredocs, None) if heredoc_word(src) else None
-                if doc is not None:
-                    sources.append(self._heredoc_source(stage, inst, doc))
-                    continue
-                sources += collect_sources(base, [src], allow_url=is_add,
-                                           extract=is_add and not from_ref)
+        sources: list[Source] = []
+        heredocs = iter(inst.heredocs)
+        for src in srcs:
+            doc = next(heredocs, None) if heredoc_word(src) else None
+            if doc is not None:
+                sources.append(self._heredoc_source(stage, inst, doc))
+                continue
+            sources += collect_sources(base, [src], allow_url=is_add,
+                                       extract=is_add and not from_ref)
+        with self._downloads(sources) as tmp:
             fetch_urls(sources, tmp)
             if inst.flags.get("checksum"):
                 verify_checksum(sources, inst.flags["checksum"])
@@ -133,6 +133,14 @@ class FileSteps(StepBase):
             layer = self._add_layer_from(
                 stage, lambda f: write_copy_layer(sources, base, spec, view, f))
         self._commit(stage, created_by, layer, key=key)
+
+    def _downloads(self, sources: list[Source]) -> contextlib.AbstractContextManager[str]:
+        """A temp dir for URL sources (none, and no tempfile import, without them)."""
+        if not any(s.url for s in sources):
+            return contextlib.nullcontext("")
+        import tempfile
+
+        return tempfile.TemporaryDirectory(dir=self._tmpdir())
 
     def _heredoc_source(self, stage: Stage, inst: Instruction, doc: Heredoc) -> Source:
         """``COPY <<NAME dest``: the body as a file NAME (mode 0664, as buildkit), kept

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import posixpath
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from sdk.build.parser import Heredoc, Instruction, heredoc_word
@@ -37,6 +36,8 @@ class RunSteps(StepBase):
         if script is None:
             layer = self._run_container(stage, cmd, arg_env)
         else:
+            import tempfile
+
             with tempfile.TemporaryDirectory(dir=self._tmpdir()) as tmp:
                 path = os.path.join(tmp, "script")
                 with open(path, "w") as f:
@@ -67,6 +68,8 @@ class RunSteps(StepBase):
     def _run_container(self, stage: Stage, cmd: list[str], env: list[str],
                        binds: dict[str, dict[str, str]] | None = None
                        ) -> LayerRecord | None:
+        import tempfile
+
         from sdk.tasks.supervisor import Terminal
 
         kwargs: dict[str, Any] = {"entrypoint": [""], "environment": env,

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from sdk.images.service import LayerRecord
 
 
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
 class StepBase:
     def __init__(self, engine: Engine, ctx: BuildContext, opts: BuildOptions,
                  emit: Callable[[str], None], run_fd: int | None = None) -> None:
@@ -106,7 +109,10 @@ class StepBase:
         from sdk._internal.arch import goarch
         from sdk._internal.timefmt import now_rfc3339
 
-        created = now_rfc3339()
+        # a scratch stage's base (committed only so a container can be made from it, or
+        # as the result of ``FROM scratch`` alone) gets Go's zero time, as docker shows
+        # for images without a date: the same Dockerfile then gives the same ID again
+        created = now_rfc3339() if record_history else _ZERO_TIME
         if layer is not None:
             if len(stage.layers) >= MAX_LAYERS:
                 raise InvalidArgument(f"max depth exceeded: an image can have at most "

@@ -205,18 +205,36 @@ class ImageCollection(Collection):
         deleted: list[dict[str, str]] = []
         space = 0
         rows = store.summaries()
+        by_id = {r["Id"]: r for r in rows}
         # docker's dangling: untagged and no image builds on it (build steps stay)
-        parents = {r["ParentId"] for r in rows if r["ParentId"]}
+        children: dict[str, int] = {}
+        for r in rows:
+            if r["ParentId"]:
+                children[r["ParentId"]] = children.get(r["ParentId"], 0) + 1
+        gone: set[str] = set()
         for row in rows:
-            if row["Containers"]:
+            if row["Id"] in gone or row["Containers"]:
                 continue
-            if only_dangling and (row["RepoTags"] or row["Id"] in parents):
+            if only_dangling and (row["RepoTags"] or children.get(row["Id"])):
                 continue
             if "label" in f and not labels_match(store.inspect(row["Id"])["Config"].get(
                     "Labels"), f["label"]):
                 continue
             space += row["Size"]
             deleted += store.remove(row["Id"], force=True)
+            gone.add(row["Id"])
+            # as docker's delete with prune: the untagged parents left without a child
+            # (a build's step images) go too, up to a tagged or shared one
+            parent = row["ParentId"]
+            while parent in by_id and parent not in gone:
+                children[parent] -= 1
+                up = by_id[parent]
+                if children[parent] or up["RepoTags"] or up["Containers"]:
+                    break
+                space += up["Size"]
+                deleted += store.remove(parent, force=True)
+                gone.add(parent)
+                parent = up["ParentId"]
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": space}
 
 
