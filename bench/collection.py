@@ -15,8 +15,14 @@ berth.engine runs its modules against a temp data root; community.docker 3.13
 modules against a private dockerd started here (its own --data-root, --exec-root,
 --pidfile and unix socket under the temp dir, ``--bridge=none --iptables=false``),
 stopped by PID at the end.  Both use the same interpreter, ansible-core and settings
-(pipelining on).  The two collections' runs alternate (and swap order every round) so
-a change in machine load hits both alike.
+(pipelining on).  The sides' runs alternate (and swap order every round) so a change in
+machine load hits all alike.
+
+berth.engine runs twice, on two data roots: as Ansible runs it here (the play is on the
+controller itself, ``connection: local``, so its action plugins run each module in a fork
+of the Ansible worker: plugins/plugin_utils/in_process.py), and with
+``-e berth_in_process=false``: Ansible's normal module execution (AnsiballZ, a new
+interpreter per call), which is what every call to a remote host costs.
 
 Reported per phase: the wall time of ``ansible-playbook`` and its CPU time (the process
 tree: controller and module processes); for docker, dockerd's and containerd's CPU is
@@ -65,10 +71,11 @@ class Side:
     remove: Path
     env: dict[str, str]
     cpu_extra: Callable[[], float] | None = None   # CPU seconds its daemons spent since
+    args: tuple[str, ...] = ()                      # extra ansible-playbook arguments
     times: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def play(self, phase: str, path: Path, changed: str) -> None:
-        wall, cpu, count = run(path, self.env)
+        wall, cpu, count = run(path, self.env, self.args)
         if self.cpu_extra is not None:
             cpu += self.cpu_extra()
         if changed == "none" and count:
@@ -160,11 +167,13 @@ def env_for(work: Path, collections: list[Path]) -> dict[str, str]:
     return env
 
 
-def run(play: Path, env: dict[str, str]) -> tuple[float, float, int]:
+def run(play: Path, env: dict[str, str],
+        args: tuple[str, ...] = ()) -> tuple[float, float, int]:
     """Wall time, CPU time of the process tree, and the recap's changed count."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", "localhost,", str(play)],
+        proc = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", "localhost,", *args,
+                                 str(play)],
                                 stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -209,7 +218,8 @@ def collections_dir(work: Path) -> Path:
 
 
 # ---- berth -------------------------------------------------------------------------------
-def berth_side(work: Path, subnet: str, port: int) -> tuple[Side, Any]:
+def berth_side(work: Path, subnet: str, port: int,
+               in_process: bool = True) -> tuple[Side, Any]:
     from sdk import Engine
 
     work.mkdir(parents=True)
@@ -222,8 +232,10 @@ def berth_side(work: Path, subnet: str, port: int) -> tuple[Side, Any]:
     (work / "converge.yml").write_text(playbook(
         "berth.engine.", defaults, subnet, port, f"        cgroup_parent: {PARENT}\n"))
     (work / "remove.yml").write_text(removal("berth.engine.", defaults))
-    side = Side("berth.engine", work / "converge.yml", work / "remove.yml",
-                env_for(work, [collections_dir(work)]))
+    name = "berth.engine" if in_process else "berth.engine, normal module execution"
+    side = Side(name, work / "converge.yml", work / "remove.yml",
+                env_for(work, [collections_dir(work)]),
+                args=() if in_process else ("-e", "berth_in_process=false"))
     return side, engine
 
 
@@ -345,24 +357,28 @@ def report(sides: list[Side], floor: list[tuple[float, float]], runs: int) -> No
         print(f"| {side.name} | {cell(t['converge'])} | {cell(t['re-run'])} | "
               f"{cell(t['removal'])} |")
     print(f"| floor: {CALLS} × ansible.builtin.ping | | {cell(floor)} | |")
-    if len(sides) == 2:
-        b, d = sides
+    docker = [side for side in sides if side.name == "community.docker"]
+    f = statistics.median(w for w, _ in floor)
+    for b in [side for side in sides if side.name.startswith("berth")]:
+        print(f"\n{b.name}: re-run above the ping floor "
+              f"{statistics.median(w for w, _ in b.times['re-run']) - f:+.2f} s")
+        if not docker:
+            continue
+        d = docker[0]
         for phase in ("converge", "re-run", "removal"):
             wall = statistics.median(w for w, _ in b.times[phase]) / \
                 statistics.median(w for w, _ in d.times[phase])
             cpu = statistics.median(c for _, c in b.times[phase]) / \
                 statistics.median(c for _, c in d.times[phase])
-            print(f"\n{phase}: berth/docker wall {wall:.2f}x, CPU {cpu:.2f}x", end="")
+            print(f"  {phase}: berth/docker wall {wall:.2f}x, CPU {cpu:.2f}x")
         # paired per round: both ran back to back under the same load
         pairs = [bw / dw for (bw, _), (dw, _) in
                  zip(b.times["re-run"], d.times["re-run"], strict=True)]
-        print(f"\nre-run, per-round ratios: {', '.join(f'{r:.2f}' for r in pairs)} "
+        print(f"  re-run, per-round ratios: {', '.join(f'{r:.2f}' for r in pairs)} "
               f"(target <= 0.5x)")
-        f = statistics.median(w for w, _ in floor)
-        over_b = statistics.median(w for w, _ in b.times["re-run"]) - f
-        over_d = statistics.median(w for w, _ in d.times["re-run"]) - f
-        print(f"re-run above the ping floor: berth {over_b:.2f} s, docker {over_d:.2f} s "
-              f"({over_b / over_d if over_d > 0 else float('nan'):.2f}x)")
+    if docker:
+        print(f"\ncommunity.docker: re-run above the ping floor "
+              f"{statistics.median(w for w, _ in docker[0].times['re-run']) - f:+.2f} s")
 
 
 def main() -> int:
@@ -375,15 +391,19 @@ def main() -> int:
         print("bench/collection.py: run as root")
         return 1
     work = Path(tempfile.mkdtemp(prefix="berth-collbench-"))
-    engine = None
+    engines: list[Any] = []
     dockerd = Dockerd(work / "docker")
     try:
-        base = free_ports(2 * CONTAINERS)
+        base = free_ports(3 * CONTAINERS)
         subnets: list[str] = []
-        subnets += [free_subnet(subnets)]
-        subnets += [free_subnet(subnets)]
-        berth, engine = berth_side(work / "berth", subnets[0], base)
-        sides = [berth]
+        for _ in range(3):
+            subnets += [free_subnet(subnets)]
+        sides = []
+        for i, (name, in_process) in enumerate((("berth", True), ("berth-normal", False))):
+            side, engine = berth_side(work / name, subnets[i], base + i * CONTAINERS,
+                                      in_process)
+            sides.append(side)
+            engines.append(engine)
         if not args.no_docker:
             if not shutil.which("dockerd"):
                 raise SystemExit("dockerd is not installed (or use --no-docker)")
@@ -392,8 +412,8 @@ def main() -> int:
             community = community_docker()
             (work / "docker").mkdir()
             dockerd.start()
-            sides.append(docker_side(work / "docker", dockerd, subnets[1],
-                                     base + CONTAINERS, community))
+            sides.append(docker_side(work / "docker", dockerd, subnets[2],
+                                     base + 2 * CONTAINERS, community))
         (work / "ping.yml").write_text(PING)
         ping_env = env_for(work / "ping", [])
         floor: list[tuple[float, float]] = []
@@ -411,7 +431,7 @@ def main() -> int:
         try:
             dockerd.stop()
         finally:
-            if engine is not None:
+            for engine in engines:
                 berth_cleanup(engine)
             shutil.rmtree(work, ignore_errors=True)
     return 0
