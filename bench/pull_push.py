@@ -160,6 +160,16 @@ class Dockerd:
         subprocess.run(["umount", "-R", str(self.base / "exec")], capture_output=True)
 
 
+def _umount_below(path: Path) -> None:
+    """Unmount what a peer left mounted under ``path`` (podman's overlay storage stays
+    bind-mounted on itself after some ``system reset`` runs), deepest first."""
+    prefix = str(path) + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
+
+
 def _podman(root: Path) -> list[str]:
     return ["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"),
             "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
@@ -264,6 +274,7 @@ def main() -> int:
             if use_podman:
                 subprocess.run([*_podman(proot), "system", "reset", "-f"],
                                capture_output=True)
+                _umount_below(proot)
                 shutil.rmtree(proot, ignore_errors=True)
             for preg in procs[1:]:
                 preg.terminate()
@@ -290,6 +301,7 @@ def main() -> int:
             if p.poll() is None:
                 p.terminate()
                 p.wait(timeout=30)
+        _umount_below(work)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -18,7 +18,7 @@ refused (``tarfile.ReadError``): no layer writer in use produces them.
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 BLOCK = 512
@@ -60,6 +60,10 @@ class TarReader:
 
     def __init__(self, stream: BinaryIO) -> None:
         self._f = stream
+        #: a stream that lends views of its own buffers (``Prefetch.read_view``):
+        #: file data then goes to ``os.write`` without being copied on the way
+        self._view: Callable[[int], memoryview] | None = getattr(stream, "read_view", None)
+        self._buf = memoryview(b"")
         self._global: dict[str, str] = {}
         self._left = 0      # data bytes of the current member not read yet
         self._pad = 0       # padding after them
@@ -70,16 +74,27 @@ class TarReader:
             yield member
 
     def _read(self, n: int) -> bytes:
-        data = self._f.read(n)
+        if self._view is None:
+            data = self._f.read(n)
+        else:
+            part = self._view(n)
+            data = bytes(part)
+            while part and len(data) < n:
+                part = self._view(n - len(data))
+                data += part
         self.offset += len(data)
         return data
 
     def _skip(self, n: int) -> None:
         while n > 0:
-            chunk = self._read(min(n, 1 << 20))
-            if not chunk:
+            if self._view is not None:
+                got = len(self._view(min(n, 1 << 20)))
+                self.offset += got
+            else:
+                got = len(self._read(min(n, 1 << 20)))
+            if not got:
                 raise tarfile.ReadError(f"unexpected end of data at byte {self.offset}")
-            n -= len(chunk)
+            n -= got
 
     def _data(self, info: tarfile.TarInfo) -> bytes:
         """The data blocks of a metadata member (PAX records, long names)."""
@@ -163,6 +178,24 @@ class TarReader:
         data = 0 if info.type in _HEADER_ONLY else info.size
         self._left, self._pad = data, -data % BLOCK
         return info
+
+    def read_view(self, size: int) -> memoryview:
+        """Up to ``size`` bytes of the current member's data (empty when it is all read),
+        valid until the next read: borrowed from the stream when it lends views."""
+        if not self._left:
+            return memoryview(b"")
+        want = min(size, self._left)
+        if self._view is not None:
+            view = self._view(want)
+        else:
+            if len(self._buf) < want:
+                self._buf = memoryview(bytearray(max(want, 1 << 16)))
+            view = self._buf[:self._f.readinto(self._buf[:want])]  # type: ignore[attr-defined]
+        if not view:
+            raise tarfile.ReadError(f"unexpected end of data at byte {self.offset}")
+        self._left -= len(view)
+        self.offset += len(view)
+        return view
 
     def readinto(self, buf: memoryview) -> int:
         """Read data of the current member into ``buf``; 0 when it is all read."""

@@ -58,7 +58,14 @@ _TEE_LIMIT = 16 << 20
 _UNPACKERS = 4
 
 
-def _unpackers(layers: int) -> int:
+def _idle_cpus() -> int:
+    try:
+        return (os.cpu_count() or 1) - int(os.getloadavg()[0] + 0.5)
+    except OSError:
+        return 1
+
+
+def _unpackers(layers: int, idle: int) -> int:
     """Unpack threads for ``layers`` layers: one per idle CPU, at least one.
 
     Unpacking is mostly Python work between syscalls, so threads only gain where there
@@ -67,11 +74,14 @@ def _unpackers(layers: int) -> int:
     unpacker overlaps the downloads, and the downloads of layers it has not reached yet
     simply land in the content store.
     """
-    try:
-        idle = (os.cpu_count() or 1) - int(os.getloadavg()[0] + 0.5)
-    except OSError:
-        idle = 1
     return max(1, min(_UNPACKERS, idle, layers))
+
+
+def _prefetch(unpackers: int, idle: int) -> bool:
+    """Whether each unpacker inflates and hashes in a second thread (``Prefetch``):
+    only when a core is left idle beside the unpackers (measured in docs/benchmarks.md:
+    a gain at load 2-4 on 2 CPUs, a small loss at load 4-8)."""
+    return idle > unpackers
 
 
 def _noop(_event: dict[str, Any]) -> None:
@@ -124,6 +134,8 @@ class Puller:
         self.attempts = attempts
         self.scopes = (scope_for(ref.path, "pull"),)
         self._cancel = threading.Event()
+        #: inflate and hash in a thread beside each unpacker (set per pull)
+        self._prefetch = False
 
     # ---- manifests --------------------------------------------------------------------
     def fetch_manifest(self, reference: str, what: str) -> Manifest:
@@ -310,8 +322,10 @@ class Puller:
         """Download and unpack every missing layer at once; publish them in order."""
         content = self.svc.content
         downloads = ThreadPoolExecutor(max_workers=self.downloads, thread_name_prefix="pull")
-        unpackers = ThreadPoolExecutor(max_workers=_unpackers(len(manifest.layers)),
-                                       thread_name_prefix="unpack")
+        idle = _idle_cpus()
+        n_unpack = _unpackers(len(manifest.layers), idle)
+        self._prefetch = _prefetch(n_unpack, idle)
+        unpackers = ThreadPoolExecutor(max_workers=n_unpack, thread_name_prefix="unpack")
         fetched: list[Future[None] | None] = []
         staging: list[Future[StagedLayer] | None] = []
         try:
@@ -373,7 +387,7 @@ class Puller:
                 tee.attach()
                 try:
                     self.progress({"status": "Extracting", "id": sid, "progressDetail": {}})
-                    staged = layers.stage(tee)
+                    staged = layers.stage(tee, prefetch=self._prefetch)
                 except Restart:
                     pass
                 finally:
@@ -384,7 +398,7 @@ class Puller:
             if staged is None:
                 self.progress({"status": "Extracting", "id": sid, "progressDetail": {}})
                 with self.svc.content.open(desc.digest) as blob:
-                    staged = layers.stage(blob)
+                    staged = layers.stage(blob, prefetch=self._prefetch)
         except Cancelled:
             if staged is not None:
                 layers.discard(staged)

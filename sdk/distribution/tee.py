@@ -117,6 +117,16 @@ class BlobTee(io.RawIOBase):
             self._cond.notify_all()
             return n
 
+    def abort(self) -> None:
+        """The reader gives up (from any thread): a ``readinto`` waiting for data raises
+        ``Cancelled`` at once, and later puts are dropped."""
+        with self._cond:
+            self._closed = True
+            self._chunks.clear()
+            self._buffered = 0
+            self._error = Cancelled("the unpacker stopped")
+            self._cond.notify_all()
+
     def close(self) -> None:
         """The reader is done: later puts are dropped and never wait."""
         with self._cond:

@@ -145,7 +145,7 @@ class LayerStore:
         layer's ``diff`` holds only its own entries; vfs copies the parent's tree)."""
         return self.driver == "overlay"
 
-    def stage(self, stream: BinaryIO) -> StagedLayer:
+    def stage(self, stream: BinaryIO, *, prefetch: bool | None = None) -> StagedLayer:
         """Unpack ``stream`` into a new temp dir, before its chain id or parent is known
         to exist; ``commit_staged`` publishes it, ``discard`` drops it.  A crash leaves
         only a ``.tmp-<pid>-*`` dir that ``cleanup_partial`` removes."""
@@ -159,7 +159,8 @@ class LayerStore:
         try:
             content = tmp / self._content_name
             content.mkdir(parents=True, mode=0o755)
-            result = apply_layer(stream, content, whiteouts="overlay", fresh=True)
+            result = apply_layer(stream, content, whiteouts="overlay", fresh=True,
+                                 prefetch=prefetch)
         except BaseException:
             fsutil.remove_tree(tmp)
             raise
