@@ -86,7 +86,11 @@ class _Gunzip(io.RawIOBase):
                     raise BadGzip("trailing garbage after the gzip data")
                 self._d = self._z.decompressobj(31)
                 self._in_member = True
-            out = self._d.decompress(self._pending, size)
+            try:
+                out = self._d.decompress(self._pending, size)
+            except self._z.error as exc:
+                # one exception type whichever inflater runs: callers catch zlib.error
+                raise zlib.error(str(exc)) from None
             self._pending = self._d.unconsumed_tail
             if self._d.eof:
                 self._pending = self._d.unused_data

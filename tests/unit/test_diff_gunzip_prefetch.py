@@ -67,6 +67,14 @@ def test_trailing_garbage_is_an_error(inflater: str, tail: bytes) -> None:
     assert compression._is_corruption(info.value)
 
 
+def test_a_corrupt_deflate_stream_raises_zlib_error_with_either_inflater(
+        inflater: str) -> None:
+    """Callers outside this module (container archives, load) catch ``zlib.error``:
+    zlib-ng's own error type must not slip past them."""
+    with pytest.raises(zlib.error):
+        _read_all(b"\x1f\x8b\x08\x00garbage" * 10)
+
+
 def test_corrupt_crc_truncated_member_and_bad_layers(inflater: str, tmp_path: Path) -> None:
     good = gzip.compress(make_tar(BASIC), mtime=0)
     bad_crc = good[:-8] + bytes([good[-8] ^ 1]) + good[-7:]
