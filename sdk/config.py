@@ -426,6 +426,18 @@ class DaemonConfig:
                                      "Sockets the engine service listens on "
                                      "(unix:///path or tcp://host:port)")
     group: str = _option("group", "berth", _str, "Group owning the service's unix socket")
+    tls: bool = _option("tls", False, _bool,
+                        "Serve TCP hosts with TLS (always: berth refuses plain TCP; implied "
+                        "by tlsverify)")
+    tlsverify: bool = _option("tlsverify", False, _bool,
+                              "Require client certificates signed by tlscacert on TCP hosts "
+                              "(mutual TLS)")
+    tlscacert: str = _option("tlscacert", "", _abs_path,
+                             "CA certificate (PEM) that client certificates must chain to")
+    tlscert: str = _option("tlscert", "", _abs_path,
+                           "The service's TLS certificate (PEM) for TCP hosts")
+    tlskey: str = _option("tlskey", "", _abs_path,
+                          "The service's TLS private key (PEM) for TCP hosts")
     live_restore: bool = _option("live-restore", False, _bool,
                                  "Keep containers running while the engine service is down",
                                  reloadable=True)

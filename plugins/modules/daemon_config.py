@@ -220,6 +220,36 @@ options:
       - 'daemon.json key C(group), engine default C("berth").'
       - Changing it needs an engine restart (RV(restart_required)).
     type: str
+  tls:
+    description:
+      - 'Serve TCP hosts with TLS (always: berth refuses plain TCP; implied by tlsverify).'
+      - 'daemon.json key C(tls), engine default C(false).'
+      - Changing it needs an engine restart (RV(restart_required)).
+    type: bool
+  tlsverify:
+    description:
+      - 'Require client certificates signed by tlscacert on TCP hosts (mutual TLS).'
+      - 'daemon.json key C(tlsverify), engine default C(false).'
+      - Changing it needs an engine restart (RV(restart_required)).
+    type: bool
+  tlscacert:
+    description:
+      - 'CA certificate (PEM) that client certificates must chain to.'
+      - 'daemon.json key C(tlscacert), engine default C("").'
+      - Changing it needs an engine restart (RV(restart_required)).
+    type: str
+  tlscert:
+    description:
+      - 'The service''s TLS certificate (PEM) for TCP hosts.'
+      - 'daemon.json key C(tlscert), engine default C("").'
+      - Changing it needs an engine restart (RV(restart_required)).
+    type: str
+  tlskey:
+    description:
+      - 'The service''s TLS private key (PEM) for TCP hosts.'
+      - 'daemon.json key C(tlskey), engine default C("").'
+      - Changing it needs an engine restart (RV(restart_required)).
+    type: str
   live_restore:
     description:
       - 'Keep containers running while the engine service is down.'
@@ -377,6 +407,11 @@ KEYS = (
     ("dns_opts", "dns-opts", "list", 'str'),
     ("hosts", "hosts", "list", 'str'),
     ("group", "group", "str", None),
+    ("tls", "tls", "bool", None),
+    ("tlsverify", "tlsverify", "bool", None),
+    ("tlscacert", "tlscacert", "str", None),
+    ("tlscert", "tlscert", "str", None),
+    ("tlskey", "tlskey", "str", None),
     ("live_restore", "live-restore", "bool", None),
     ("shutdown_timeout", "shutdown-timeout", "int", None),
     ("exec_opts", "exec-opts", "list", 'str'),
@@ -402,6 +437,7 @@ def _argument_spec():
         spec[name] = {"type": kind}
         if elements:
             spec[name]["elements"] = elements
+    spec["tlskey"]["no_log"] = False    # a path to the key, not the key itself
     return spec
 
 

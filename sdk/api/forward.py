@@ -5,7 +5,9 @@ a few environment variables and its stdin/stdout/stderr file descriptors
 (SCM_RIGHTS).  A process forked from the daemon's warm, single-threaded helper runs
 the very same command code on those descriptors, so output, terminals and exit codes
 are exactly those of the embedded CLI, without paying for interpreter start-up and
-imports.  Signals the terminal sends to this process are forwarded.
+imports.  Signals the terminal sends to this process are forwarded.  A ``tcp://``
+BERTH_HOST (or DOCKER_HOST) goes through :mod:`sdk.api.forward_tcp` instead: TLS, and
+the streams relayed over the connection, since descriptors cannot cross TCP.
 
 Importing this module costs nothing (``os`` and ``sys``): every command asks
 ``target()``; the socket machinery is imported only when a daemon will run it.
@@ -20,6 +22,12 @@ DEFAULT_CLI_SOCKET = "/run/berth-cli.sock"
 # the environment a command may depend on; the data root is always the daemon's
 PASSED_ENV = ("HOME", "TERM", "COLUMNS", "LINES", "NO_COLOR", "DOCKER_CONFIG",
               "BERTH_AUTH_CONFIG", "TZ", "LANG", "LC_ALL", "USER")
+# the tcp path (forward_tcp <-> cli_relay): client frames are kind (1 byte) | size (4);
+# the daemon answers in docker's multiplexed framing, the exit status on stream 3
+STDIN_FRAME, SIGNAL_FRAME, EXIT_STREAM = 0, 1, 3
+# what a remote command may see of the client's environment: no paths, which would
+# name files of another machine
+RELAYED_ENV = ("TERM", "COLUMNS", "LINES", "NO_COLOR", "TZ", "LANG", "LC_ALL")
 # signal names (not numbers): the module stays importable at no cost for target()
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1",
                      "SIGUSR2")
@@ -33,14 +41,20 @@ def cli_socket_for(api_socket: str) -> str:
 
 
 def target() -> tuple[str, bool] | None:
-    """(socket path, explicit?) to forward to, or None to run embedded."""
+    """(socket path or tcp:// URL, explicit?) to forward to, or None to run embedded."""
     host = os.environ.get("BERTH_HOST")
     if host:
         if host.startswith("unix://"):
             return cli_socket_for(host[7:]), True
+        if host.startswith("tcp://"):
+            return host, True
         return None
     if os.environ.get("BERTH_ROOT") or os.environ.get("BERTH_CONFIG"):
         return None      # an explicit data root: the embedded engine serves it
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("tcp://"):
+        # like the docker CLI (a unix DOCKER_HOST is docker's own socket: ignored)
+        return host, True
     if os.path.exists(DEFAULT_CLI_SOCKET):
         return DEFAULT_CLI_SOCKET, False
     return None
@@ -85,6 +99,10 @@ def forward(argv: list[str]) -> int | None:
     import _socket
 
     path, explicit = where
+    if path.startswith("tcp://"):
+        from sdk.api.forward_tcp import forward_tcp
+
+        return forward_tcp(path, argv)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)

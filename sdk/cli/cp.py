@@ -58,16 +58,30 @@ def rebase(old: str, new: str) -> Callable[[str], str]:
     return rename
 
 
+class CpError(UsageError):
+    """What docker's CLI finds wrong itself (a missing local path or directory, two or
+    no container arguments): printed as is, exit status 1 like ``docker cp``."""
+
+    exit_code = 1
+
+
 def cmd_cp(argv: list[str]) -> int:
     opts, args = parse(CP, argv)
+    from sdk.errors import InvalidArgument
+
     (src_c, src), (dst_c, dst) = split_arg(args[0]), split_arg(args[1])
     if src_c and dst_c:
-        raise UsageError("copying between containers is not supported")
+        raise CpError("copying between containers is not supported")
     if not src_c and not dst_c:
-        raise UsageError("must specify at least one container source")
-    if src_c:
-        return copy_from(src_c, src, dst, follow=opts["follow_link"])
-    return copy_to(src, dst_c, dst, follow=opts["follow_link"], copy_owner=opts["archive"])
+        raise CpError("must specify at least one container source")
+    try:
+        if src_c:
+            return copy_from(src_c, src, dst, follow=opts["follow_link"])
+        return copy_to(src, dst_c, dst, follow=opts["follow_link"],
+                       copy_owner=opts["archive"])
+    except InvalidArgument as exc:
+        # docker cp exits 1 for every failure past its flags, the daemon's included
+        raise CpError(f"Error: {exc.message}") from None
 
 
 def copy_from(container: str, src: str, dst: str, *, follow: bool) -> int:

@@ -60,6 +60,8 @@ FULL: dict[str, Any] = {
     "dns-opts": ["ndots:2"],
     "hosts": ["unix:///run/berth.sock", "tcp://127.0.0.1:2376", "fd://"],
     "group": "docker",
+    "tls": True, "tlsverify": True, "tlscacert": "/etc/berth/ca.pem",
+    "tlscert": "/etc/berth/cert.pem", "tlskey": "/etc/berth/key.pem",
     "live-restore": True,
     "shutdown-timeout": 30,
     "exec-opts": ["native.cgroupdriver=systemd"],
