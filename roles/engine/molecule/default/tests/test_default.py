@@ -25,6 +25,10 @@ def test_prerequisites(host):
     for pkg in ("iptables", "nftables", "python3-venv"):
         assert host.package(pkg).is_installed
     assert host.sysctl("net.ipv4.ip_forward") == 1
+    # bridged traffic between containers passes iptables (icc=false, as Docker needs)
+    assert host.sysctl("net.bridge.bridge-nf-call-iptables") == 1
+    persisted = host.file("/etc/sysctl.d/99-berth.conf").content_string
+    assert "net.bridge.bridge-nf-call-ip6tables = 1" in persisted
     assert "overlay" in host.file("/etc/modules-load.d/berth.conf").content_string
 
 
