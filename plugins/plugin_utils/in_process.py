@@ -261,7 +261,9 @@ class InProcessAction(NormalAction):
 
     def _execute_module(self, module_name=None, module_args=None, tmp=None, task_vars=None,
                         persist_files=False, delete_remote_tmp=None, wrap_async=False,
-                        ignore_unknown_opts: bool = False):
+                        **newer):
+        # ``newer``: keywords later ansible-core releases added (2.17's
+        # ignore_unknown_opts), passed on only where this ansible-core has them
         task_vars = {} if task_vars is None else task_vars
         name = module_name or self._task.resolved_action or self._task.action
         blocker = self._in_process_blocker(name, task_vars, wrap_async)
@@ -271,14 +273,12 @@ class InProcessAction(NormalAction):
             return super()._execute_module(
                 module_name=module_name, module_args=module_args, tmp=tmp,
                 task_vars=task_vars, persist_files=persist_files,
-                delete_remote_tmp=delete_remote_tmp, wrap_async=wrap_async,
-                ignore_unknown_opts=ignore_unknown_opts)
+                delete_remote_tmp=delete_remote_tmp, wrap_async=wrap_async, **newer)
         display.vvv(f"berth.engine: running {name} in a fork of the worker (local, "
                     "same interpreter)", host=self._play_context.remote_addr)
         if module_args is None:
             module_args = self._task.args
-        self._update_module_args(name, module_args, task_vars,
-                                 ignore_unknown_opts=ignore_unknown_opts)
+        self._update_module_args(name, module_args, task_vars, **newer)
         environment: dict[str, Any] = {}
         self._compute_environment_string(environment)
         preload(self.PRELOAD)
