@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sdk.models.networks import NetworkCollection
     from sdk.models.volumes import VolumeCollection
     from sdk.registry.service import RegistryService
+    from sdk.remote import RemoteEngine
     from sdk.snapshots.layers import LayerStore
     from sdk.store.db import Database
     from sdk.tasks.service import TaskService
@@ -49,10 +50,21 @@ class Engine:
         self._root_arg = root
 
     @classmethod
-    def from_env(cls) -> Engine:
-        """Honour BERTH_ROOT and BERTH_CONFIG (like docker-py's ``from_env``)."""
-        return cls(root=os.environ.get("BERTH_ROOT") or None,
-                   config=os.environ.get("BERTH_CONFIG") or None)
+    def from_env(cls) -> Engine | RemoteEngine:
+        """Like docker-py's ``from_env``: the engine service when it is there, else
+        embedded.  ``BERTH_ROOT``/``BERTH_CONFIG`` open that data root embedded;
+        otherwise ``BERTH_HOST`` (``unix://`` or ``tcp://``), a ``tcp://``
+        ``DOCKER_HOST`` or a reachable ``/run/berth.sock`` give a
+        :class:`sdk.remote.RemoteEngine` (rules in :mod:`sdk.remote.selection`)."""
+        from sdk.remote.selection import choose
+
+        choice = choose()
+        if choice.host is None:
+            return cls(root=os.environ.get("BERTH_ROOT") or None,
+                       config=os.environ.get("BERTH_CONFIG") or None)
+        from sdk.remote import RemoteEngine
+
+        return RemoteEngine(choice.host)
 
     def reopen(self) -> Engine:
         """A fresh Engine on the same state (after fork: never share a sqlite handle)."""

@@ -53,9 +53,14 @@ def confirm(question: str) -> bool:
 
 
 def engine() -> Any:
+    """Always the embedded engine (BERTH_ROOT/BERTH_CONFIG or the defaults): the CLI
+    runs in the daemon's helper too and must never call the service it is part of."""
+    import os
+
     from sdk.engine import Engine
 
-    return Engine.from_env()
+    return Engine(root=os.environ.get("BERTH_ROOT") or None,
+                  config=os.environ.get("BERTH_CONFIG") or None)
 
 
 def print_json(data: Any) -> None:
