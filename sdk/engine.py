@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_CONFIG = "/etc/berth/daemon.json"
 VERSION = "0.1.0"
-API_VERSION = "1.45"
+# the Docker Engine API version `berth daemon` serves (and its oldest accepted one)
+API_VERSION = "1.43"
+MIN_API_VERSION = "1.24"
 
 
 class Engine:

@@ -84,7 +84,7 @@ version:
   description: The engine's version document.
   returned: always
   type: dict
-  sample: {"Version": "0.1.0", "ApiVersion": "1.45", "Os": "linux", "Arch": "amd64"}
+  sample: {"Version": "0.1.0", "ApiVersion": "1.43", "Os": "linux", "Arch": "amd64"}
 containers:
   description: Containers (summaries with Id, Names, Image, ImageID, Command, State, Status,
     Labels; inspect documents with O(verbose_output)).

@@ -136,8 +136,10 @@ def _run(conn: socket.socket) -> int:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=_relay_signals, args=(conn,), daemon=True).start()
+    from sdk.cli import common
     from sdk.cli.main import main
 
+    common.SERVED_BY_DAEMON = True
     argv = [str(a) for a in request.get("argv") or []]   # type: ignore[union-attr]
     return int(main(argv))
 

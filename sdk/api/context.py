@@ -14,8 +14,6 @@ from sdk.api.starter import Starter
 from sdk.engine import Engine
 
 T = TypeVar("T")
-API_VERSION = "1.43"
-MIN_API_VERSION = "1.24"
 
 
 @dataclass

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sdk.api import params
-from sdk.api.context import API_VERSION, MIN_API_VERSION, ApiContext
+from sdk.api.context import ApiContext
 from sdk.api.errors import json_response
+from sdk.engine import API_VERSION, MIN_API_VERSION
 
 
 def ping_headers() -> dict[str, str]:

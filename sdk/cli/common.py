@@ -11,6 +11,8 @@ from sdk.cli.flags import HelpRequested, UsageError
 
 # commands whose engine errors exit 125 like `docker run` (others exit 1 like docker)
 RUN_LIKE = frozenset({"run", "create"})
+# set in a command the engine service's warm helper runs (`berth version` says so)
+SERVED_BY_DAEMON = False
 
 
 def run_command(func: Callable[[], int], name: str) -> int:

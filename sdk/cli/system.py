@@ -62,18 +62,31 @@ def cmd_version(argv: list[str]) -> int:
     opts, _ = parse(VERSION, argv)
     import platform
 
-    from sdk.engine import API_VERSION
+    from sdk.cli import common
+    from sdk.engine import API_VERSION, MIN_API_VERSION
     from sdk.engine import VERSION as V
 
-    data = {"Version": V, "ApiVersion": API_VERSION, "Os": "linux",
-            "Arch": platform.machine(), "Python": platform.python_version(),
-            "KernelVersion": platform.release()}
+    arch = platform.machine()
+    mode = "service (berth daemon)" if common.SERVED_BY_DAEMON else "embedded"
+    engine = {"Version": V, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+              "Os": "linux", "Arch": arch, "KernelVersion": platform.release(),
+              "Python": platform.python_version(), "Mode": mode}
+    client = {"Version": V, "ApiVersion": API_VERSION, "Os": "linux", "Arch": arch,
+              "Python": platform.python_version()}
+    # docker's shape ({{.Client.Version}}, {{.Server.APIVersion}}) and, for scripts
+    # written against earlier berth, the engine's fields at the top level too
+    data = {**engine, "Client": client,
+            "Server": {**engine, "APIVersion": API_VERSION,
+                       "MinAPIVersion": MIN_API_VERSION}}
     if opts["format"]:
         sys.stdout.write(render_format(opts["format"], [data], {}, ""))
         return 0
-    print(f"Client/Engine:\n Version:        {V}\n API version:    {API_VERSION}\n"
-          f" Python version: {data['Python']}\n OS/Arch:        linux/{data['Arch']}\n"
-          f" Kernel:         {data['KernelVersion']}\n Mode:           embedded")
+    print(f"Client:\n Version:        {V}\n API version:    {API_VERSION}\n"
+          f" Python version: {client['Python']}\n OS/Arch:        linux/{arch}\n\n"
+          f"Server: berth engine\n Engine:\n  Version:        {V}\n"
+          f"  API version:    {API_VERSION} (minimum version {MIN_API_VERSION})\n"
+          f"  OS/Arch:        linux/{arch}\n  Kernel:         {engine['KernelVersion']}\n"
+          f"  Mode:           {mode}")
     return 0
 
 

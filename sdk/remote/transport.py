@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from sdk.engine import API_VERSION
 from sdk.errors import FailedPrecondition, InvalidArgument
 from sdk.remote.errors import error_for
 
-API_PREFIX = "/v1.45"
+API_PREFIX = f"/v{API_VERSION}"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 
 

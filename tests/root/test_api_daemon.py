@@ -261,6 +261,9 @@ def test_cli_forwards_to_the_warm_daemon(daemon: str, tmp_path: Path) -> None:
     finally:
         assert berth("rm", "-f", "fwd").returncode == 0
     assert berth("inspect", "nothing-here").returncode == 1
+    assert "Mode:           service (berth daemon)" in berth("version").stdout
+    assert berth("version", "-f", "{{.Server.APIVersion}}").stdout.strip() == \
+        docker_py.DockerClient(base_url=f"unix://{daemon}").version()["ApiVersion"]
     env["BERTH_HOST"] = f"unix://{tmp_path}/absent.sock"
     r = berth("ps")
     assert r.returncode == 125 and "cannot reach the daemon" in r.stderr

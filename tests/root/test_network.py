@@ -302,8 +302,34 @@ def test_iptables_false_manages_no_rules(tmp_path: Path, busybox_tar: Path) -> N
         eng.close()
 
 
+def _host_routes() -> set[tuple[str, str]]:
+    """(destination, device) of the host's main-table routes; flags such as
+    ``linkdown`` follow a bridge's carrier and are not a route of their own."""
+    out = subprocess.run(["ip", "-4", "-o", "route", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    routes = set()
+    for line in out.splitlines():
+        words = line.split()
+        dev = words[words.index("dev") + 1] if "dev" in words else ""
+        routes.add((words[0], dev))
+    return routes
+
+
+def _netns() -> set[str]:
+    """Every network namespace some process is in (containers' die with them)."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                found.add(os.readlink(f"/proc/{pid}/ns/net"))
+            except OSError:
+                continue
+    return found
+
+
 def test_many_runs_and_crashes_leave_nothing(engine: Engine, busybox: str) -> None:
-    """stop, kill, rm -f, --rm, supervisor kill -9 + repair: nothing of the network stays."""
+    """100 runs ended by stop, kill, rm -f, --rm, supervisor kill -9 + repair: no lease,
+    veth, rule, host route or namespace of theirs stays."""
     _run(engine, "busybox", ["true"], remove=True)       # bridge, rules: warm
     bridge = engine.networks.service.get("bridge")["bridge"]
     with Netlink() as nl:
@@ -311,8 +337,9 @@ def test_many_runs_and_crashes_leave_nothing(engine: Engine, busybox: str) -> No
         assert link is not None
         addresses = nl.addresses(link.index)
     rules_before = _saved_rules().count(f"berth:net:{bridge}")
+    routes_before, netns_before = _host_routes(), _netns()
     ids = []
-    for i in range(30):
+    for i in range(100):
         kind = i % 5
         ports = {"80/tcp": None} if i % 2 else None
         if kind == 0:
@@ -338,6 +365,8 @@ def test_many_runs_and_crashes_leave_nothing(engine: Engine, busybox: str) -> No
     saved = _saved_rules()
     assert not [cid for cid in ids if f"berth:{cid}" in saved]
     assert saved.count(f"berth:net:{bridge}") == rules_before
+    assert _host_routes() - routes_before == set()
+    assert _netns() - netns_before == set()
     # repair removes the idle bridge; the next start brings it back: one gateway address
     engine.containers.run("busybox", ["true"], remove=True, cgroup_parent=PARENT)
     net = engine.networks.service.get("bridge")
