@@ -112,4 +112,5 @@ def test_vfs_build_and_commit(tmp_path: Path, busybox_tar: Path) -> None:
     finally:
         for doc in eng.tasks.all():
             eng.tasks.remove(doc["Id"], force=True, volumes=True)
+        eng.repair()      # the idle default bridge goes with the test
         eng.close()

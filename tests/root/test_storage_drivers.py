@@ -35,6 +35,7 @@ def test_vfs_driver_runs_diffs_and_exports(tmp_path: Path, busybox_tar: Path) ->
         assert eng.info()["Driver"] == "vfs"
         c.remove()
     finally:
+        eng.repair()      # the idle default bridge goes with the test
         eng.close()
 
 
