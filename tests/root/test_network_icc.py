@@ -11,14 +11,12 @@ start, to the host's 127.0.0.1 and to a "test host" namespace on a 198.18.x.0/30
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import pytest
 
 from sdk import Engine
 from sdk.network.netlink import Netlink
+from tests.root.test_network import test_host  # noqa: F401, F811 - a shared fixture
 
 pytestmark = pytest.mark.root
 PARENT = "berth-icctest"        # a private cgroup parent (see test_network.py)
@@ -133,39 +132,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def test_host() -> Iterator[tuple[int, str]]:
-    """A namespace joined to the host by a veth: (pid inside, host-side address)."""
-    proc = subprocess.Popen(["unshare", "-n", "sleep", "120"])
-    name = "ti" + secrets.token_hex(4)
-    k = secrets.randbelow(250) + 1
-    host_ip, peer_ip = IPv4Interface(f"198.18.{k}.5/30"), IPv4Interface(f"198.18.{k}.6/30")
-    try:
-        for _ in range(100):
-            if os.readlink(f"/proc/{proc.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
-                break
-            time.sleep(0.01)
-        with Netlink() as nl:
-            nl.add_veth(name, "eth0", proc.pid, 0, 1500, "02:00:c6:12:00:06")
-            link = nl.link(name)
-            assert link is not None
-            nl.set_up(link.index)
-            nl.add_address(link.index, host_ip)
-        with Netlink.inside(proc.pid) as inner:
-            eth, lo = inner.link("eth0"), inner.link("lo")
-            assert eth is not None and lo is not None
-            inner.set_up(lo.index)
-            inner.set_up(eth.index)
-            inner.add_address(eth.index, peer_ip)
-            inner.add_default_route(host_ip.ip, eth.index)
-        yield proc.pid, str(host_ip.ip)
-    finally:
-        proc.kill()
-        proc.wait()
-        with Netlink() as nl:
-            nl.delete_link(name)
-
-
 def _get_from(pid: int, host: str, port: int) -> str:
     code = ("import socket,sys\n"
             f"s=socket.create_connection(({host!r},{port}),timeout=3)\n"
@@ -177,7 +143,7 @@ def _get_from(pid: int, host: str, port: int) -> str:
 
 def test_icc_false_default_bridge_ports_and_links(
         engines: list[Engine], tmp_path: Path, busybox_tar: Path,
-        test_host: tuple[int, str]) -> None:
+        test_host: tuple[int, str]) -> None:  # noqa: F811
     eng = _open(engines, tmp_path, busybox_tar, {"icc": False})
     port = _free_port()
     web = _run(eng, "busybox", ["httpd", "-f", "-p", "80"], detach=True, name="web",

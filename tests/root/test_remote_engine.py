@@ -4,10 +4,6 @@ the same results, errors included."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,38 +23,24 @@ from sdk.errors import (
 )
 from sdk.remote import RemoteEngine
 from sdk.remote.errors import RemoteUnsupported
-from tests.root.conftest import BERTH
+from tests.root.test_api_daemon import start_daemon, stop_daemon
 from tests.root.test_api_tls import (  # noqa: F401 - pki is a fixture
     Pki,
     pki,
     server_flags,
     start_tls_daemon,
 )
+from tests.root.test_collection import registry  # noqa: F401, F811 - a shared fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
-REGISTRY = "/usr/bin/docker-registry"
 
 
 @pytest.fixture
 def daemon(engine: Engine, busybox: str, tmp_path: Path) -> Iterator[Path]:
     sock = tmp_path / "berth.sock"
-    env = dict(os.environ, BERTH_ROOT=str(engine.root), BERTH_CONFIG=str(engine.config_path))
-    proc = subprocess.Popen([BERTH, "daemon", "-H", f"unix://{sock}", "--group", ""],
-                            env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"daemon did not start: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
-        time.sleep(0.05)
+    proc = start_daemon(engine, sock)
     yield sock
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    stop_daemon(proc, sock)
 
 
 @pytest.fixture
@@ -335,41 +317,8 @@ def test_remote_over_mutual_tls(engine: Engine, busybox: str, pki: Pki,  # noqa:
         d.stop()
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """A plain registry (Debian's docker-registry) on 127.0.0.1, stopped by PID after."""
-    import socket
-    import urllib.request
-
-    if not os.path.exists(REGISTRY):
-        pytest.skip("docker-registry is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        "version: 0.1\nlog: {level: error}\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {tmp_path / 'registry-data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n")
-    proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("docker-registry did not answer on /v2/")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 def test_remote_pull_and_pull_on_run(remote: RemoteEngine, engine: Engine, busybox: str,
-                                     registry: str) -> None:
+                                     registry: str) -> None:  # noqa: F811
     engine.images.get("busybox").tag(f"{registry}/bb", "v1")
     engine.images.push(f"{registry}/bb", "v1")
     engine.images.remove(f"{registry}/bb:v1")
