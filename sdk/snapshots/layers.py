@@ -145,11 +145,14 @@ class LayerStore:
         layer's ``diff`` holds only its own entries; vfs copies the parent's tree)."""
         return self.driver == "overlay"
 
-    def stage(self, stream: BinaryIO, *, prefetch: bool | None = None) -> StagedLayer:
+    def stage(self, stream: BinaryIO, *, prefetch: bool | None = None,
+              in_worker: bool = False) -> StagedLayer:
         """Unpack ``stream`` into a new temp dir, before its chain id or parent is known
         to exist; ``commit_staged`` publishes it, ``discard`` drops it.  A crash leaves
-        only a ``.tmp-<pid>-*`` dir that ``cleanup_partial`` removes."""
+        only a ``.tmp-<pid>-*`` dir that ``cleanup_partial`` removes.  ``in_worker``:
+        unpack in a child process (``sdk.diff.worker``), so layers unpack in parallel."""
         from sdk.diff.apply import apply_layer
+        from sdk.diff.worker import apply_in_worker
 
         if not self.stages_independently:
             raise InvalidArgument(f"the {self.driver} driver cannot unpack a layer before "
@@ -159,8 +162,11 @@ class LayerStore:
         try:
             content = tmp / self._content_name
             content.mkdir(parents=True, mode=0o755)
-            result = apply_layer(stream, content, whiteouts="overlay", fresh=True,
-                                 prefetch=prefetch)
+            if in_worker:
+                result = apply_in_worker(stream, content, whiteouts="overlay", fresh=True)
+            else:
+                result = apply_layer(stream, content, whiteouts="overlay", fresh=True,
+                                     prefetch=prefetch)
         except BaseException:
             fsutil.remove_tree(tmp)
             raise
