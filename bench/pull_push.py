@@ -9,13 +9,20 @@ files in all), stores it in a fresh ``docker-registry`` on 127.0.0.1, then times
 the tools interleaved in every run:
 
 * pull: ``berth pull`` into an empty data root (download, verify, unpack) vs
-  ``docker pull`` (our own dockerd with its own data root; the image is removed
-  between runs) vs ``podman pull`` (its own storage root) vs ``skopeo copy
-  docker://... oci:DIR`` (download and verify only: the floor);
+  ``docker pull`` (a dockerd of our own, started per run on an empty data root) vs
+  ``podman pull`` (an empty storage root per run) vs ``skopeo copy docker://...
+  oci:DIR`` (download and verify only: the floor);
 * push: each tool pushes the image it pulled to its own empty registry started for
   that run (so no tool can mount or skip a blob; skopeo and podman share a blob info
   cache): ``berth push``, ``docker push``, ``podman push`` and ``skopeo copy oci:DIR
   docker://...``.
+
+Nothing is deleted until every run is done.  These machines' ext4 has no journal, and
+there the inode allocator skips (and rescans, on every create) each inode freed in the
+last 60-360 s: deleting one run's 5,000-file trees made the next run's creates cost
+~0.4 ms each, for whichever tool happened to land in those block groups — seconds of
+noise bigger than the differences measured.  ``--delete-between`` restores the old
+behaviour (each tool's copy removed after its run) to see that cost.
 
 Prints a markdown table of medians (copy it to docs/benchmarks.md) and the load average.
 """
@@ -176,6 +183,22 @@ def _podman(root: Path) -> list[str]:
             "--events-backend", "none"]
 
 
+def _delete_run(env: dict[str, str], root: Path, out: Path, proot: Path,
+                dockerd: Dockerd | None, refs: tuple[str, ...]) -> None:
+    """``--delete-between``: remove what every tool pulled in this run."""
+    subprocess.run([BERTH, "system", "prune", "-a", "-f"], env=env,
+                   stdout=subprocess.DEVNULL, check=False)
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    if dockerd is not None:
+        for ref in refs:
+            subprocess.run(dockerd.cmd("rmi", "-f", ref), capture_output=True)
+    if shutil.which("podman"):
+        subprocess.run([*_podman(proot), "system", "reset", "-f"], capture_output=True)
+        _umount_below(proot)
+        shutil.rmtree(proot, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=300)
@@ -184,6 +207,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-docker", action="store_true")
     ap.add_argument("--no-podman", action="store_true")
+    ap.add_argument("--delete-between", action="store_true",
+                    help="remove each tool's copy after each run (the kernel's cost of "
+                         "reusing freed inodes then lands on the next run)")
     args = ap.parse_args()
     skopeo = shutil.which("skopeo")
     if not os.path.exists(REGISTRY) or not skopeo:
@@ -207,8 +233,6 @@ def main() -> int:
         subprocess.run([skopeo, "copy", "--quiet", "--dest-tls-verify=false",
                         f"oci:{layout}:v1", src], check=True)
         blob_mb = sum(p.stat().st_size for p in (layout / "blobs/sha256").iterdir()) / 1e6
-        if use_docker:
-            dockerd = Dockerd(work / "docker", host)
         res: dict[str, list[float]] = {}
 
         def add(key: str, value: float) -> None:
@@ -220,6 +244,10 @@ def main() -> int:
                        BERTH_AUTH_CONFIG=str(work / "auth.json"))
             out = work / f"oci{run}"
             proot = work / f"podman{run}"
+            if use_docker and (dockerd is None or not args.delete_between):
+                if dockerd is not None:
+                    dockerd.stop()
+                dockerd = Dockerd(work / f"docker{run}", host)
             # pull: every tool starts empty; the order rotates between runs
             pulls = {
                 "berth": lambda env=env: timed([BERTH, "pull", "-q", image], env),
@@ -263,19 +291,8 @@ def main() -> int:
             names = list(pushes)
             for name in names[run % len(names):] + names[:run % len(names)]:
                 add(f"push: {name}", pushes[name]())
-            # clean up for the next run
-            subprocess.run([BERTH, "system", "prune", "-a", "-f"], env=env,
-                           stdout=subprocess.DEVNULL, check=False)
-            shutil.rmtree(root, ignore_errors=True)
-            shutil.rmtree(out, ignore_errors=True)
-            if dockerd is not None:
-                for ref in (image, dest["docker"]):
-                    subprocess.run(dockerd.cmd("rmi", "-f", ref), capture_output=True)
-            if use_podman:
-                subprocess.run([*_podman(proot), "system", "reset", "-f"],
-                               capture_output=True)
-                _umount_below(proot)
-                shutil.rmtree(proot, ignore_errors=True)
+            if args.delete_between:
+                _delete_run(env, root, out, proot, dockerd, (image, dest["docker"]))
             for preg in procs[1:]:
                 preg.terminate()
                 preg.wait(timeout=30)
@@ -301,6 +318,10 @@ def main() -> int:
             if p.poll() is None:
                 p.terminate()
                 p.wait(timeout=30)
+        if use_podman:
+            for proot in work.glob("podman*"):
+                subprocess.run([*_podman(proot), "system", "reset", "-f"],
+                               capture_output=True)
         _umount_below(work)
         shutil.rmtree(work, ignore_errors=True)
     return 0
