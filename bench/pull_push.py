@@ -54,6 +54,8 @@ BERTH = str(Path(sys.executable).with_name("berth"))
 REGISTRY = "/usr/bin/docker-registry"
 DOCKERD = "/usr/sbin/dockerd"
 DOCKER = "/usr/local/bin/docker"
+#: seconds a freshly started dockerd gets to finish its start-up before timing starts
+_SETTLE = 5
 
 
 def _sha(data: bytes) -> str:
@@ -248,6 +250,7 @@ def main() -> int:
                 if dockerd is not None:
                     dockerd.stop()
                 dockerd = Dockerd(work / f"docker{run}", host)
+                time.sleep(_SETTLE)     # its start-up work must not land on the first pull
             # pull: every tool starts empty; the order rotates between runs
             pulls = {
                 "berth": lambda env=env: timed([BERTH, "pull", "-q", image], env),

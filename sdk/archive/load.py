@@ -5,7 +5,10 @@
    config JSON, ``os``, the number of layers against ``rootfs.diff_ids``, and the DiffID
    of every uncompressed layer (its sha256 was computed while spooling);
 3. layers are unpacked (the existing applier confines hostile tars); a compressed
-   layer's DiffID is known only now, and a mismatch removes what this load unpacked;
+   layer's DiffID is known only now, and a mismatch removes what this load unpacked.
+   With overlay and two or more big layers, those unpack first, at once, each in a
+   child process (``sdk.diff.worker``) into a staging dir, and are published in chain
+   order as the layers are walked; what was staged but not published is dropped;
 4. blobs move into the content store, and one database transaction records layers,
    images (with their exact config bytes, so the ID is the config's digest) and tags.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -38,6 +42,7 @@ from sdk.images import records
 
 if TYPE_CHECKING:
     from sdk.images.service import ImageService, LayerRecord
+    from sdk.snapshots.layers import StagedLayer
 
 Progress = Callable[[str], None]
 
@@ -171,9 +176,54 @@ def _existing(service: ImageService, chain_id: str) -> LayerRecord | None:
                        row["media_type"], row["blob_size"], row["size"])
 
 
+def _prestage(service: ImageService, verified: list[_Verified]) -> dict[str, StagedLayer]:
+    """overlay: unpack the layers to be created at once, the big ones each in a child
+    process, when ``worker_layers`` says it pays; ``{chain id: staged layer}``, or
+    ``{}`` (everything unpacks in order in ``_unpack``).  On any failure nothing staged
+    is left and the first failure, in layer order, is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sdk.diff.worker import MAX_AT_ONCE, worker_layers
+
+    if not service.layers.stages_independently:
+        return {}
+    todo: dict[str, StagedFile] = {}
+    for img in verified:
+        chain_id = ""
+        for diff_id, (blob, kind) in zip(img.diff_ids, img.layers, strict=True):
+            chain_id = diff_id if not chain_id else _chain(chain_id, diff_id)
+            if chain_id not in todo and kind not in ("bzip2", "xz") and \
+                    _existing(service, chain_id) is None:
+                todo[chain_id] = blob
+    in_worker = worker_layers([blob.size for blob in todo.values()], os.cpu_count() or 1)
+    if not any(in_worker):
+        return {}
+
+    def stage(blob: StagedFile, child: bool) -> StagedLayer:
+        with open(blob.path, "rb") as f:
+            return service.layers.stage(f, in_worker=child)
+
+    with ThreadPoolExecutor(min(MAX_AT_ONCE, len(todo)), thread_name_prefix="load") as pool:
+        futures = {cid: pool.submit(stage, blob, child)
+                   for (cid, blob), child in zip(todo.items(), in_worker, strict=True)}
+    staged = {cid: fut.result() for cid, fut in futures.items() if fut.exception() is None}
+    failed = [fut.exception() for fut in futures.values() if fut.exception() is not None]
+    if failed:
+        _discard(service, staged)
+        raise failed[0]  # type: ignore[misc]
+    return staged
+
+
+def _discard(service: ImageService, staged: dict[str, StagedLayer]) -> None:
+    for layer in staged.values():
+        service.layers.discard(layer)
+    staged.clear()
+
+
 def _unpack(service: ImageService, staging: Staging, chain_id: str,
             parent: LayerRecord | None, blob: StagedFile, kind: str, diff_id: str,
-            index: int, created: list[str]) -> tuple[LayerRecord, StagedFile]:
+            index: int, created: list[str], staged: StagedLayer | None = None
+            ) -> tuple[LayerRecord, StagedFile]:
     from sdk.images.service import LayerRecord
 
     if kind in ("bzip2", "xz"):        # no layer media type names these: store plain
@@ -183,8 +233,16 @@ def _unpack(service: ImageService, staging: Staging, chain_id: str,
             raise InvalidArgument(f'invalid diffID for layer {index}: expected "{diff_id}", '
                                   f'got "{blob.digest}"')
     existed = service.layers.exists(chain_id)
-    with open(blob.path, "rb") as f:
-        result = service.layers.create(chain_id, parent.chain_id if parent else None, f)
+    parent_id = parent.chain_id if parent else None
+    if staged is not None and staged.result.diff_id != diff_id:
+        service.layers.discard(staged)
+        raise InvalidArgument(f'invalid diffID for layer {index}: expected "{diff_id}", got '
+                              f'"{staged.result.diff_id}"')
+    if staged is not None:
+        result = service.layers.commit_staged(staged, chain_id, parent_id)
+    else:
+        with open(blob.path, "rb") as f:
+            result = service.layers.create(chain_id, parent_id, f)
     if not existed:
         created.append(chain_id)
     if result.diff_id != diff_id:
@@ -211,6 +269,7 @@ def _commit(service: ImageService, staging: Staging, verified: list[_Verified],
     new_layers: dict[str, LayerRecord] = {}
     to_publish: dict[str, StagedFile] = {}
     chains: list[list[LayerRecord]] = []
+    prestaged = _prestage(service, verified)
     try:
         for img in verified:
             chain: list[LayerRecord] = []
@@ -223,7 +282,7 @@ def _commit(service: ImageService, staging: Staging, verified: list[_Verified],
                     if progress:
                         progress(f"Loading layer {diff_id[7:19]} ({blob.size} bytes)")
                     record, stored = _unpack(service, staging, chain_id, parent, blob, kind,
-                                             diff_id, i, created)
+                                             diff_id, i, created, prestaged.pop(chain_id, None))
                     new_layers[chain_id] = record
                     to_publish[record.blob_digest] = stored
                 chain.append(record)
@@ -234,6 +293,8 @@ def _commit(service: ImageService, staging: Staging, verified: list[_Verified],
     except BaseException:
         _rollback(service, created)
         raise
+    finally:        # staged for a layer another process published meanwhile
+        _discard(service, prestaged)
 
 
 def _manifest_of(service: ImageService, img: _Verified,

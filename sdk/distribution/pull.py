@@ -59,9 +59,6 @@ _CHUNK = 1 << 20
 _TEE_LIMIT = 16 << 20
 #: at most this many layers unpacked at the same time
 _UNPACKERS = 4
-#: compressed size from which a layer may unpack in a child process: below it the
-#: child's start (~60 ms) costs more than the parallelism gains
-_WORKER_MIN_BYTES = 4 << 20
 
 
 def _idle_cpus() -> int:
@@ -102,21 +99,17 @@ class UnpackPlan:
 
 
 def _plan(sizes: list[int], cpus: int, idle: int) -> UnpackPlan:
-    """The plan for layers of compressed ``sizes`` (those to unpack).
+    """The plan for layers of compressed ``sizes`` (those to unpack): the big ones in
+    child processes when ``worker_layers`` says so (up to ``_UNPACKERS`` at once,
+    whatever the load: measured in docs/benchmarks.md, 0.62-0.74x of threads' time at
+    load ~4 on 2 CPUs, 0.80-0.84x when idle), else threads by the idle-CPU rule."""
+    from sdk.diff.worker import worker_layers
 
-    Two or more big layers on a machine with several CPUs: each big one in a child
-    process, up to ``_UNPACKERS`` at once, whatever the load.  Processes don't share a
-    GIL, and under load the kernel's fair share gives a pull of several processes more
-    CPU, not less (measured in docs/benchmarks.md: 0.62-0.74x of threads' time at load
-    ~4 on 2 CPUs, 0.85-0.95x at load 1).  One big layer stays in-process: the child's
-    start and the pipe cost more than they save there (0.81-0.93 s in a thread against
-    0.97-1.06 s in a child for a 120 MB layer).
-    """
-    big = [size >= _WORKER_MIN_BYTES for size in sizes]
-    if cpus > 1 and sum(big) >= 2:
-        return UnpackPlan(max(1, min(_UNPACKERS, len(sizes))), tuple(big), False)
+    in_worker = worker_layers(sizes, cpus)
+    if any(in_worker):
+        return UnpackPlan(max(1, min(_UNPACKERS, len(sizes))), in_worker, False)
     threads = _unpackers(len(sizes), idle)
-    return UnpackPlan(threads, (False,) * len(sizes), _prefetch(threads, idle))
+    return UnpackPlan(threads, in_worker, _prefetch(threads, idle))
 
 
 def _noop(_event: dict[str, Any]) -> None:

@@ -111,7 +111,7 @@ def test_bad_first_entry_of_a_streaming_layer_leaves_nothing(registry: Registry,
 
 def _big_layer(n: int, files: int = 6) -> bytes:
     """A layer whose gzip is over ``_WORKER_MIN_BYTES`` (random data does not shrink)."""
-    size = pull_mod._WORKER_MIN_BYTES // files + 4096
+    size = worker_mod.MIN_BYTES // files + 4096
     return _tar([_file(f"l{n}/f{i}", os.urandom(size)) for i in range(files)])
 
 
