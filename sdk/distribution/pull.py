@@ -260,6 +260,12 @@ class Puller:
 
         resp = self.client.request("GET", f"/v2/{self.repo}/blobs/{desc.digest}",
                                    scopes=self.scopes, stream=True)
+        source = f"registry {self.client.host}"
+        if resp.status_code != 200 and desc.urls:
+            foreign = _open_foreign(desc)
+            if foreign is not None:
+                resp.close()
+                resp, source = foreign
         with resp, self.svc.content.writer() as writer:
             if resp.status_code != 200:
                 raise self.client.fail(resp, repository=self.repo, what=f"blob {desc.digest}")
@@ -271,7 +277,7 @@ class Puller:
                     writer.write(chunk)
                     if writer.size > desc.size:
                         raise InvalidArgument(
-                            f"blob {desc.digest} from registry {self.client.host} is bigger "
+                            f"blob {desc.digest} from {source} is bigger "
                             f"than the {desc.size} bytes the manifest says")
                     if tee is not None:
                         tee.put(chunk)
@@ -290,7 +296,7 @@ class Puller:
             try:
                 writer.commit(desc.digest, desc.size)
             except InvalidArgument as exc:
-                raise InvalidArgument(f"registry {self.client.host}: {exc}") from None
+                raise InvalidArgument(f"{source}: {exc}") from None
 
     # ---- the pull ---------------------------------------------------------------------
     def pull(self, reference: str, tag: str | None) -> PullResult:
@@ -482,6 +488,29 @@ class Puller:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _open_foreign(desc: Descriptor) -> tuple[Any, str] | None:
+    """A foreign layer the registry does not serve, from the first of its ``urls``
+    that answers 200 (docker's order: the registry first, then the URLs).  Only http
+    and https; never with the registry's credentials (a plain request, its own
+    connection); the bytes are verified like any blob's."""
+    import requests
+
+    from sdk.distribution.transport import TIMEOUT
+
+    for url in desc.urls:
+        if not url.startswith(("http://", "https://")):
+            continue
+        try:
+            resp = requests.get(url, stream=True, timeout=TIMEOUT,
+                                headers={"User-Agent": "berth/0.1 (python-requests)"})
+        except requests.exceptions.RequestException:
+            continue
+        if resp.status_code == 200:
+            return resp, f"foreign URL {url.split('?')[0]}"
+        resp.close()
+    return None
 
 
 def _first_error(futures: list[Any], fallback: BaseException) -> BaseException:

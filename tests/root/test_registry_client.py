@@ -45,7 +45,9 @@ class Registry:
         return f"http://{self.host}{path}"
 
 
-def start_registry(base: Path, htpasswd: str | None = None) -> Registry:
+def start_registry(base: Path, htpasswd: str | None = None,
+                   extra: dict | None = None) -> Registry:
+    """A CNCF registry on 127.0.0.1; ``extra``: more top-level config sections."""
     port = free_port()
     data = base / "data"
     data.mkdir(parents=True)
@@ -55,6 +57,7 @@ def start_registry(base: Path, htpasswd: str | None = None) -> Registry:
     if htpasswd:
         (base / "htpasswd").write_text(htpasswd)
         cfg["auth"] = {"htpasswd": {"realm": "berth-test", "path": str(base / "htpasswd")}}
+    cfg.update(extra or {})
     (base / "config.yml").write_text(json.dumps(cfg))    # JSON is YAML
     log = open(base / "registry.log", "wb")              # noqa: SIM115 - closed by the proc
     proc = subprocess.Popen([REGISTRY_BIN, "serve", str(base / "config.yml")],
