@@ -31,6 +31,23 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def worker_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The staging dirs unpacked through ``sdk.diff.worker.apply_in_worker`` (the real
+    one runs; this only counts)."""
+    from sdk.diff import worker
+
+    calls: list[Path] = []
+    real = worker.apply_in_worker
+
+    def counting(stream, target, **kw):  # type: ignore[no-untyped-def]
+        calls.append(target)
+        return real(stream, target, **kw)
+
+    monkeypatch.setattr(worker, "apply_in_worker", counting)
+    return calls
+
+
+@pytest.fixture
 def busybox(engine: Engine, busybox_tar: Path) -> str:
     img = engine.images.import_image(str(busybox_tar), repository="busybox", tag="latest",
                                      changes=['CMD ["sh"]'])

@@ -12,14 +12,19 @@ from typing import Any
 
 import pytest
 
-from sdk.content.store import ContentStore
 from sdk.diff import worker as worker_mod
 from sdk.errors import InvalidArgument
 from sdk.images.service import ImageService
-from sdk.snapshots.layers import LayerStore
-from sdk.store.db import Database
 from tests.root.test_unpack_worker import workers_of
-from tests.unit.test_archive_load import Img, config, docker_old, load_bytes, sha, tar_of
+from tests.unit.test_archive_load import (
+    Img,
+    config,
+    docker_old,
+    load_bytes,
+    make_service,
+    sha,
+    tar_of,
+)
 from tests.unit.test_diff_apply import f, make_tar
 
 pytestmark = pytest.mark.root
@@ -27,23 +32,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def overlay(tmp_path: Path) -> ImageService:
-    root = tmp_path / "engine"
-    root.mkdir()
-    return ImageService(Database(root / "berth.db"), ContentStore(root / "content"),
-                        LayerStore(root / "storage", "overlay"), "overlay")
-
-
-@pytest.fixture
-def worker_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    calls: list[Path] = []
-    real = worker_mod.apply_in_worker
-
-    def counting(stream, target, **kw):  # type: ignore[no-untyped-def]
-        calls.append(target)
-        return real(stream, target, **kw)
-
-    monkeypatch.setattr(worker_mod, "apply_in_worker", counting)
-    return calls
+    return make_service(tmp_path / "engine", "overlay")
 
 
 def big(n: int) -> bytes:
@@ -71,8 +60,7 @@ def test_big_layers_load_in_workers_and_match_one_at_a_time(
     assert len(worker_calls) == 3
     chain = overlay.layer_chain(loaded.id)
     assert [lr.diff_id for lr in chain] == [sha(x) for x in plain]
-    one_by_one = ImageService(Database(tmp_path / "one.db"), ContentStore(tmp_path / "c1"),
-                              LayerStore(tmp_path / "s1", "overlay"), "overlay")
+    one_by_one = make_service(tmp_path / "one", "overlay")
     worker_calls.clear()
     [again] = load_bytes(one_by_one, docker_old([Img(layers[:1], ["one:1"],
                                                      cfg=config(plain[:1]))]))

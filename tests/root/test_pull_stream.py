@@ -115,20 +115,6 @@ def _big_layer(n: int, files: int = 6) -> bytes:
     return _tar([_file(f"l{n}/f{i}", os.urandom(size)) for i in range(files)])
 
 
-@pytest.fixture
-def worker_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The targets unpacked through ``apply_in_worker`` (the real one runs)."""
-    calls: list[Path] = []
-    real = worker_mod.apply_in_worker
-
-    def counting(stream, target, **kw):  # type: ignore[no-untyped-def]
-        calls.append(target)
-        return real(stream, target, **kw)
-
-    monkeypatch.setattr(worker_mod, "apply_in_worker", counting)
-    return calls
-
-
 def test_big_layers_unpack_in_workers_small_ones_in_process(
         registry: Registry, engine: Engine, worker_calls: list[Path]) -> None:
     layers = [_big_layer(0), _big_layer(1), _tar([_file("small", b"s")]), _big_layer(2)]

@@ -23,8 +23,8 @@ from sdk.diff.apply import apply_layer
 from sdk.diff.worker import WorkerFailed, apply_in_worker
 from sdk.errors import InvalidArgument
 from tests.unit import test_diff_apply as careful
-from tests.unit.test_diff_apply import assert_untouched, f, make_tar
-from tests.unit.test_pull_stage import CORPUS, snapshot
+from tests.unit.test_diff_apply import f, make_tar
+from tests.unit.test_pull_stage import CORPUS, assert_refused, snapshot
 
 pytestmark = pytest.mark.root
 
@@ -97,17 +97,7 @@ _MALICIOUS = careful.test_malicious_tars_are_refused.pytestmark[0]
 @pytest.mark.parametrize("case", _MALICIOUS.args[1], ids=_MALICIOUS.kwargs["ids"])
 def test_the_malicious_corpus_is_refused_with_the_same_error(tmp_path: Path,
                                                             case: tuple) -> None:
-    entries, bad = case
-    sentinel = tmp_path / "sentinel"
-    sentinel.mkdir()
-    (sentinel / "keep").write_text("original")
-    target = tmp_path / "target"
-    target.mkdir()
-    with pytest.raises(InvalidArgument) as err:
-        apply_in_worker(io.BytesIO(make_tar(entries)), target,  # type: ignore[arg-type]
-                        whiteouts="overlay", fresh=True)
-    assert repr(bad) in str(err.value)
-    assert_untouched(target, sentinel)
+    assert_refused(apply_in_worker, tmp_path, case)
 
 
 def test_corrupt_gzip_and_missing_target_keep_their_error_types(tmp_path: Path) -> None:

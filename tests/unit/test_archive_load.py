@@ -121,12 +121,16 @@ def oci(images: list[Img], *, compress: Callable[[bytes], bytes] = gzip.compress
     return tar_of(files)
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> ImageService:
-    root = tmp_path / "engine"
+def make_service(root: Path, driver: str = "vfs") -> ImageService:
+    """An image service on a fresh ``root`` (no engine around it)."""
     root.mkdir()
     return ImageService(Database(root / "berth.db"), ContentStore(root / "content"),
-                        LayerStore(root / "storage", "vfs"), "vfs")
+                        LayerStore(root / "storage", driver), driver)  # type: ignore
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> ImageService:
+    return make_service(tmp_path / "engine")
 
 
 def state(service: ImageService) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import io
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,9 @@ def test_fresh_refuses_a_target_that_is_not_empty(tmp_path: Path) -> None:
 _MALICIOUS = careful.test_malicious_tars_are_refused.pytestmark[0]
 
 
-@pytest.mark.parametrize("case", _MALICIOUS.args[1], ids=_MALICIOUS.kwargs["ids"])
-def test_fresh_refuses_the_malicious_corpus(tmp_path: Path, case: tuple) -> None:
+def assert_refused(apply: Callable[..., object], tmp_path: Path, case: tuple) -> None:
+    """``apply(stream, target, whiteouts=, fresh=)`` refuses the malicious ``case``
+    naming its bad entry, and writes nothing outside ``target``."""
     entries, bad = case
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()
@@ -111,9 +113,14 @@ def test_fresh_refuses_the_malicious_corpus(tmp_path: Path, case: tuple) -> None
     target = tmp_path / "target"
     target.mkdir()
     with pytest.raises(InvalidArgument) as err:
-        apply_layer(io.BytesIO(make_tar(entries)), target, whiteouts="overlay", fresh=True)
+        apply(io.BytesIO(make_tar(entries)), target, whiteouts="overlay", fresh=True)
     assert repr(bad) in str(err.value)
     assert_untouched(target, sentinel)
+
+
+@pytest.mark.parametrize("case", _MALICIOUS.args[1], ids=_MALICIOUS.kwargs["ids"])
+def test_fresh_refuses_the_malicious_corpus(tmp_path: Path, case: tuple) -> None:
+    assert_refused(apply_layer, tmp_path, case)
 
 
 def test_staged_layers_publish_in_any_order(tmp_path: Path) -> None:
