@@ -143,3 +143,17 @@ def test_cleanup_ingests_removes_only_abandoned_files(tmp_path: Path) -> None:
     os.utime(live.tmp, (old, old))                           # a live but stale writer
     assert store.cleanup_ingests() == 1
     live.abort()
+
+
+def test_put_bytes_of_stored_content_writes_nothing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """No temp copy and no fsync for a blob already stored (its fsync would wait
+    behind the whole writeback queue)."""
+    store = ContentStore(tmp_path / "content")
+    digest = store.put_bytes(b"config")
+    syncs: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: syncs.append(fd))
+    assert store.put_bytes(b"config") == digest
+    assert syncs == []
+    assert store.put_bytes(b"other") != digest and syncs    # new content is synced
+    assert store.read_bytes(digest) == b"config"
