@@ -2,14 +2,18 @@
 
 Blobs the registry has are skipped (HEAD); a blob this image was pulled from or pushed
 to in another repository of the same registry is mounted (``?mount=&from=``); small
-blobs go up in one PUT, big ones in ordered PATCH chunks closed by a PUT.  The manifest
-is pushed byte-exact as stored, so a pulled image keeps its digest; images made by
-``import`` push berth's OCI manifest with their uncompressed (``layer.v1.tar``) layers,
-which is valid OCI and keeps digests stable and reproducible.
+blobs go up in one PUT, big ones in ordered PATCH chunks closed by a PUT.  A manifest
+whose layers are compressed (a pulled image's, as registries serve them) is pushed
+byte-exact, so the image keeps its digest.  Layers stored uncompressed (``import``,
+``build``, ``commit``, plain archives) are pushed gzipped, as docker and podman do, in
+a manifest that names the gzip blobs (same config, so the same image ID): each gzip
+blob is made once and kept (``compress.py``), in the upload threads, so layers
+compress in parallel, and a re-push sends the same manifest digest.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +22,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sdk._internal.reference import Reference, parse_reference
 from sdk.distribution.auth import scope_for
+from sdk.distribution.compress import (
+    Gzipped,
+    gzip_blob,
+    gzip_media_type,
+    plain_layers,
+    rewrite_manifest,
+)
 from sdk.distribution.manifest import Descriptor, parse_manifest
 from sdk.distribution.pull import _cfg_int, new_client, short_id
 from sdk.distribution.transport import RegistryClient, RegistryError
@@ -58,6 +69,8 @@ class Pusher:
         self.progress = progress
         self.uploads = uploads
         self.scopes = (scope_for(ref.path, "pull,push"),)
+        #: the upload threads share ``svc.db`` (one sqlite3 connection) for gzip records
+        self._db_lock = threading.Lock()
 
     def _fail(self, resp: Any, what: str) -> Exception:
         return self.client.fail(resp, repository=self.repo, what=what, action="push")
@@ -151,14 +164,24 @@ class Pusher:
     def push(self, tag: str) -> PushResult:
         image_id = self.svc.resolve(f"{self.ref.name}:{tag}")
         raw, media = self.svc.manifest_for_push(image_id)
-        manifest = parse_manifest(raw, media)
+        plain = plain_layers(raw)
+        # checked as it will go out, before anything is uploaded
+        manifest = parse_manifest(rewrite_manifest(raw, dict.fromkeys(plain)), media)
         assert manifest.config is not None
         sources = sorted({r.split("/", 1)[1] for r, _ in self.svc.repo_digests(image_id)
                           if r.split("/", 1)[0] == self.ref.domain and r != self.ref.name})
+        gzipped: dict[str, Gzipped] = {}
         with ThreadPoolExecutor(self.uploads, thread_name_prefix="push") as pool:
-            futures = [pool.submit(self.upload, d, sources) for d in manifest.layers]
-            for fut in futures:
-                fut.result()
+            futures = [pool.submit(self._push_layer, d, media, d.digest in plain, sources)
+                       for d in manifest.layers]
+            for desc, fut in zip(manifest.layers, futures, strict=True):
+                made = fut.result()
+                if made is not None:
+                    gzipped[desc.digest] = made
+        if gzipped:
+            raw = rewrite_manifest(raw, gzipped)
+        manifest = parse_manifest(raw, media)
+        assert manifest.config is not None
         self.upload(manifest.config, sources, show=False)
         resp = self.client.request("PUT", f"/v2/{self.repo}/manifests/{tag}",
                                    scopes=self.scopes, headers={"Content-Type": media},
@@ -170,9 +193,21 @@ class Pusher:
         if got and got.startswith("sha256:") and got != manifest.digest:
             raise RegistryError(f"registry {self.client.host} stored manifest {tag} as {got}, "
                                 f"expected {manifest.digest}")
+        if gzipped:     # the RepoDigest's manifest, kept as the registry has it
+            self.svc.content.put_bytes(raw)
         self.svc.record_pushed(image_id, self.ref.name, manifest.digest)
         self.progress({"status": f"{tag}: digest: {manifest.digest} size: {len(raw)}"})
         return PushResult(tag, manifest.digest, len(raw))
+
+    def _push_layer(self, desc: Descriptor, media: str, gzip: bool,
+                    sources: list[str]) -> Gzipped | None:
+        """Upload one layer, first gzipped (made once, or found) when ``gzip``; returns
+        the gzip blob pushed in its place, if any."""
+        made = gzip_blob(self.svc, desc.digest, self._db_lock) if gzip else None
+        if made is not None:
+            desc = Descriptor(gzip_media_type(media), made.digest, made.size)
+        self.upload(desc, sources)
+        return made
 
 
 def push_image(svc: ImageService, ref_text: str, *, all_tags: bool = False,

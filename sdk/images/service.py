@@ -438,6 +438,20 @@ class ImageService:
             self.layers.remove(lr.chain_id)
             if not self.db.one("SELECT 1 FROM layers WHERE blob_digest=?", (lr.blob_digest,)):
                 self.content.delete(lr.blob_digest)
+                self._delete_compressed(lr.blob_digest)
+
+    def _delete_compressed(self, blob_digest: str) -> None:
+        """Drop the gzip blob ``push`` made of a deleted plain blob, unless a layer still
+        names that gzip blob as its own (an image pulled with it)."""
+        rows = self.db.query("SELECT digest FROM compressed_blobs WHERE blob_digest=?",
+                             (blob_digest,))
+        if not rows:
+            return
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM compressed_blobs WHERE blob_digest=?", (blob_digest,))
+        for row in rows:
+            if not self.db.one("SELECT 1 FROM layers WHERE blob_digest=?", (row["digest"],)):
+                self.content.delete(row["digest"])
 
 
 class _FileLock:

@@ -127,6 +127,15 @@ CREATE TABLE IF NOT EXISTS image_repo_digests (
     manifest_digest TEXT NOT NULL,
     PRIMARY KEY (image_id, repository, digest)
 );
+-- push: the gzip blob made once of a layer blob stored uncompressed (blob_digest), so
+-- every push of it sends the same blob (sdk/distribution/compress.py)
+CREATE TABLE IF NOT EXISTS compressed_blobs (
+    blob_digest TEXT NOT NULL,
+    compression TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (blob_digest, compression)
+);
 """
 
 
