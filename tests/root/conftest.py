@@ -20,7 +20,12 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     root = tmp_path / "berth-root"
     eng = Engine(root=root, config=tmp_path / "daemon.json")
     yield eng
-    # leave nothing behind: kill and remove every container of this engine
+    close_engine(eng)
+
+
+def close_engine(eng: Engine) -> None:
+    """Leave nothing behind: kill and remove every container of ``eng``, repair (any
+    bridge, rule or mount it made), close it."""
     for doc in eng.tasks.all():
         try:
             eng.tasks.remove(doc["Id"], force=True, volumes=True)
@@ -28,6 +33,24 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
             pass
     eng.repair()
     eng.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[object]:
+    """A CNCF distribution registry on 127.0.0.1 (``test_registry_client.Registry``)."""
+    from tests.root.test_registry_client import start_registry, stop_registry
+
+    reg = start_registry(tmp_path / "registry")
+    yield reg
+    stop_registry(reg)
+
+
+@pytest.fixture
+def other_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A second engine on its own data root (the other side of a transfer)."""
+    eng = Engine(root=tmp_path / "other-root", config=tmp_path / "daemon.json")
+    yield eng
+    close_engine(eng)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from sdk import Engine
 from tests.unit.test_archive_load import Img, config, docker_old
 
-from .conftest import Cli
+from .conftest import Cli, close_engine
 
 pytestmark = pytest.mark.root
 SKOPEO = shutil.which("skopeo")
@@ -30,13 +30,7 @@ def fresh(tmp_path: Path) -> Iterator[Cli]:
     """A second, empty engine root (the other side of a transfer)."""
     eng = Engine(root=tmp_path / "fresh-root", config=tmp_path / "fresh.json")
     yield Cli(eng)
-    for doc in eng.tasks.all():
-        try:
-            eng.tasks.remove(doc["Id"], force=True, volumes=True)
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
-    eng.repair()
-    eng.close()
+    close_engine(eng)
 
 
 def skopeo(*args: str) -> str:

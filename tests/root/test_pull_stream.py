@@ -29,8 +29,6 @@ from tests.root.test_registry_client import (
     Registry,
     _file,
     _tar,
-    start_registry,
-    stop_registry,
     upload_image,
 )
 from tests.root.test_unpack_worker import workers_of
@@ -38,13 +36,6 @@ from tests.root.test_unpack_worker import workers_of
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(not os.path.exists(REGISTRY_BIN),
                                  reason="docker-registry (Debian package) not installed")]
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = start_registry(tmp_path / "registry")
-    yield reg
-    stop_registry(reg)
 
 
 @pytest.fixture

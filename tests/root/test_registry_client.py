@@ -99,13 +99,6 @@ def _auth_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = start_registry(tmp_path / "registry")
-    yield reg
-    stop_registry(reg)
-
-
-@pytest.fixture
 def private_registry(tmp_path: Path) -> Iterator[Registry]:
     import bcrypt
 
@@ -113,19 +106,6 @@ def private_registry(tmp_path: Path) -> Iterator[Registry]:
     reg = start_registry(tmp_path / "private", htpasswd=f"alice:{hashed}\n")
     yield reg
     stop_registry(reg)
-
-
-@pytest.fixture
-def other_engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(root=tmp_path / "other-root", config=tmp_path / "daemon.json")
-    yield eng
-    for doc in eng.tasks.all():
-        try:
-            eng.tasks.remove(doc["Id"], force=True, volumes=True)
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
-    eng.repair()
-    eng.close()
 
 
 def test_push_pull_run_roundtrip(engine: Engine, berth: Cli, registry: Registry,
