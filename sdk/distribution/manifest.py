@@ -27,6 +27,9 @@ INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
 LAYER_TYPES = frozenset({DOCKER_LAYER_GZIP, DOCKER_FOREIGN_GZIP, OCI_LAYER, OCI_LAYER_GZIP,
                          OCI_LAYER_ZSTD, OCI_NONDIST, OCI_NONDIST + "+gzip",
                          OCI_NONDIST + "+zstd"})
+#: layers a registry need not hold: fetched from their ``urls``, not pushed (docker's rule)
+FOREIGN_TYPES = frozenset({DOCKER_FOREIGN_GZIP, OCI_NONDIST, OCI_NONDIST + "+gzip",
+                           OCI_NONDIST + "+zstd"})
 #: what a pull asks for, best first (distribution answers MANIFEST_UNKNOWN without OCI)
 ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 #: manifests bigger than this are refused (distribution and zot use the same cap)

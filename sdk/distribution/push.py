@@ -29,7 +29,7 @@ from sdk.distribution.compress import (
     plain_layers,
     rewrite_manifest,
 )
-from sdk.distribution.manifest import Descriptor, parse_manifest
+from sdk.distribution.manifest import FOREIGN_TYPES, Descriptor, parse_manifest
 from sdk.distribution.pull import _cfg_int, new_client, short_id
 from sdk.distribution.transport import RegistryClient, RegistryError
 from sdk.errors import InvalidArgument, NotFound
@@ -203,6 +203,11 @@ class Pusher:
                     sources: list[str]) -> Gzipped | None:
         """Upload one layer, first gzipped (made once, or found) when ``gzip``; returns
         the gzip blob pushed in its place, if any."""
+        if desc.urls and desc.media_type in FOREIGN_TYPES:
+            # a foreign layer stays where its urls point, as docker leaves it
+            self.progress({"status": "Skipped foreign layer", "id": short_id(desc.digest),
+                           "progressDetail": {}})
+            return None
         made = gzip_blob(self.svc, desc.digest, self._db_lock) if gzip else None
         if made is not None:
             desc = Descriptor(gzip_media_type(media), made.digest, made.size)

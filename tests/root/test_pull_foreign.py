@@ -211,3 +211,25 @@ def test_only_http_and_https_urls_are_tried(server: BlobServer) -> None:
         assert resp.content == b"data"
     assert source == f"foreign URL {server.url('/ok')}"
     assert [path for path, _ in server.requests] == ["/ok"]
+
+
+def test_a_pushed_image_leaves_its_foreign_layer_where_its_urls_point(
+        registry: Registry, server: BlobServer, engine: Engine) -> None:
+    import requests
+
+    base, foreign = _tar([_file("base", b"b")]), _tar([_file("w", b"w" * 3000)])
+    digest = push_foreign_image(registry, "foreign/src", base, foreign,
+                                [server.url("/layer.tgz")])
+    server.blobs["/layer.tgz"] = gzip.compress(foreign, mtime=0)
+    img = engine.images.pull(f"{registry.host}/foreign/src:1")
+    img.tag(f"{registry.host}/foreign/copy", tag="1")
+    events = [json.loads(line) for line in
+              engine.images.push(f"{registry.host}/foreign/copy", tag="1").splitlines()]
+    assert {"status": "Skipped foreign layer", "id": digest[7:19],
+            "progressDetail": {}} in events
+    head = requests.head(registry.url(f"/v2/foreign/copy/blobs/{digest}"),
+                         auth=(USER, PASSWORD), timeout=30)
+    assert head.status_code == 404          # never uploaded
+    manifest = requests.get(registry.url("/v2/foreign/copy/manifests/1"), timeout=30,
+                            auth=(USER, PASSWORD), headers={"Accept": SCHEMA2}).json()
+    assert manifest["layers"][1]["urls"] == [server.url("/layer.tgz")]
