@@ -30,7 +30,9 @@ _HEAD = 6
 _GZ_IN = 128 << 10
 
 
-def _inflater() -> ModuleType:
+def zlib_module() -> ModuleType:
+    """zlib-ng's ``zlib_ng`` module when installed (inflates and deflates faster), else
+    the stdlib's zlib; the same API either way."""
     try:
         from zlib_ng import zlib_ng  # type: ignore[import-not-found]
     except ImportError:
@@ -51,7 +53,7 @@ class _Gunzip(io.RawIOBase):
         self._inner = inner
         #: what has arrived, without waiting for a full chunk (a download streams in)
         self._read_some = getattr(inner, "read1", inner.read)
-        self._z = _inflater()
+        self._z = zlib_module()
         self._d = self._z.decompressobj(31)
         self._pending = b""         # input read but not given to the inflater yet
         self._in_member = True      # the caller sniffed the magic of the first member

@@ -141,20 +141,11 @@ def _pump(stream: BinaryIO, stdin: Any) -> None:
         fcntl.fcntl(wfd, _F_SETPIPE_SZ, _PUMP_CHUNK)
     buf = bytearray(_PUMP_CHUNK)
     view = memoryview(buf)
-    readinto = getattr(stream, "readinto", None)
     try:
-        while True:
-            if readinto is not None:
-                n = readinto(view)
-                data = view[:n]
-            else:
-                data = memoryview(stream.read(_PUMP_CHUNK))
-                n = len(data)
-            if not n:
-                break
+        while n := stream.readinto(view):  # type: ignore[attr-defined]
+            data = view[:n]
             while data:
-                written = os.write(wfd, data)
-                data = data[written:]
+                data = data[os.write(wfd, data):]
     except BrokenPipeError:
         return
 

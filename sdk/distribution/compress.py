@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from sdk.diff.compression import zlib_module as deflater
 from sdk.distribution.manifest import DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP
 from sdk.errors import InvalidArgument, NotFound
 
@@ -46,15 +45,6 @@ LEVEL = 4
 #: layers compress in parallel threads
 _READ = 1 << 20
 COMPRESSION = "gzip"
-
-
-def deflater() -> ModuleType:
-    """zlib-ng's ``zlib_ng`` module when installed (faster), else the stdlib's zlib."""
-    try:
-        from zlib_ng import zlib_ng  # type: ignore[import-not-found]
-    except ImportError:
-        return zlib
-    return cast(ModuleType, zlib_ng)
 
 
 @dataclass(frozen=True, slots=True)

@@ -497,14 +497,14 @@ def _open_foreign(desc: Descriptor) -> tuple[Any, str] | None:
     connection); the bytes are verified like any blob's."""
     import requests
 
-    from sdk.distribution.transport import TIMEOUT
+    from sdk.distribution.transport import TIMEOUT, USER_AGENT
 
     for url in desc.urls:
         if not url.startswith(("http://", "https://")):
             continue
         try:
             resp = requests.get(url, stream=True, timeout=TIMEOUT,
-                                headers={"User-Agent": "berth/0.1 (python-requests)"})
+                                headers={"User-Agent": USER_AGENT})
         except requests.exceptions.RequestException:
             continue
         if resp.status_code == 200:

@@ -35,6 +35,7 @@ HUB_ENDPOINT = "https://registry-1.docker.io"
 CERTS_DIR = Path("/etc/berth/certs.d")
 DEFAULT_INSECURE = ("127.0.0.0/8", "::1/128")
 TIMEOUT = (15.0, 120.0)
+USER_AGENT = "berth/0.1 (python-requests)"
 MAX_REDIRECTS = 5
 
 
@@ -173,7 +174,7 @@ class RegistryClient:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool, 4))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.session.headers["User-Agent"] = "berth/0.1 (python-requests)"
+        self.session.headers["User-Agent"] = USER_AGENT
         self.auth = Authenticator(host, credentials, self._fetch_token)
         self._connected = False
         self._lock = threading.Lock()

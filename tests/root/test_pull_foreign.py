@@ -26,6 +26,7 @@ from tests.root.test_registry_client import (
     _file,
     _sha,
     _tar,
+    put_blob,
     start_registry,
     stop_registry,
 )
@@ -109,19 +110,6 @@ def _put(reg: Registry, path: str, data: bytes, headers: dict[str, str],
                             auth=(USER, PASSWORD), timeout=30)
 
 
-def _push_blob(reg: Registry, repo: str, blob: bytes) -> None:
-    r = _put(reg, f"/v2/{repo}/blobs/uploads/", b"", {}, method="POST")
-    assert r.status_code == 202, r.text
-    location = r.headers["Location"]
-    sep = "&" if "?" in location else "?"
-    import requests
-
-    r = requests.put(f"{location}{sep}digest={_sha(blob)}", data=blob, timeout=30,
-                     auth=(USER, PASSWORD),
-                     headers={"Content-Type": "application/octet-stream"})
-    assert r.status_code == 201, r.text
-
-
 def push_foreign_image(reg: Registry, repo: str, base: bytes, foreign: bytes,
                        urls: list[str], *, foreign_in_registry: bool = False) -> str:
     """An image of a normal gzip layer and a foreign one (named by ``urls``)."""
@@ -130,7 +118,7 @@ def push_foreign_image(reg: Registry, repo: str, base: bytes, foreign: bytes,
                          "rootfs": {"type": "layers",
                                     "diff_ids": [_sha(base), _sha(foreign)]}}).encode()
     for blob in (blobs[0], config, *(blobs[1:] if foreign_in_registry else [])):
-        _push_blob(reg, repo, blob)
+        put_blob(reg, repo, blob, auth=(USER, PASSWORD))
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": SCHEMA2,
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json",

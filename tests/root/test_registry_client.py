@@ -253,15 +253,16 @@ def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def put_blob(reg: Registry, repo: str, blob: bytes) -> None:
+def put_blob(reg: Registry, repo: str, blob: bytes,
+             auth: tuple[str, str] | None = None) -> None:
     import requests
 
-    r = requests.post(reg.url(f"/v2/{repo}/blobs/uploads/"), timeout=30)
+    r = requests.post(reg.url(f"/v2/{repo}/blobs/uploads/"), timeout=30, auth=auth)
     assert r.status_code == 202, r.text
     location = r.headers["Location"]
     sep = "&" if "?" in location else "?"
     r = requests.put(f"{location}{sep}digest={_sha(blob)}", data=blob, timeout=30,
-                     headers={"Content-Type": "application/octet-stream"})
+                     auth=auth, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 201, r.text
 
 

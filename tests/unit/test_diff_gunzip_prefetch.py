@@ -34,7 +34,7 @@ def _inflaters() -> list[str]:
 @pytest.fixture(params=_inflaters())
 def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "zlib":
-        monkeypatch.setattr(compression, "_inflater", lambda: zlib)
+        monkeypatch.setattr(compression, "zlib_module", lambda: zlib)
     return str(request.param)
 
 
